@@ -64,6 +64,9 @@ mod tests {
         let header = header_value(&key, b"{}");
         assert_eq!(verify(&key, &header, b"{}"), Ok(()));
         assert_eq!(verify(&key, &header, b"{} "), Err(BodySignError::Mismatch));
-        assert_eq!(verify(&key, "signature=abc", b"{}"), Err(BodySignError::Malformed));
+        assert_eq!(
+            verify(&key, "signature=abc", b"{}"),
+            Err(BodySignError::Malformed)
+        );
     }
 }

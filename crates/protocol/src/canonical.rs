@@ -73,7 +73,10 @@ mod tests {
 
     #[test]
     fn nulls_are_dropped_and_empty_strings_kept() {
-        assert_eq!(canon(r#"{"b":null,"a":"","c":{"z":null,"y":1}}"#), r#"{"a":"","c":{"y":1}}"#);
+        assert_eq!(
+            canon(r#"{"b":null,"a":"","c":{"z":null,"y":1}}"#),
+            r#"{"a":"","c":{"y":1}}"#
+        );
     }
 
     #[test]
@@ -86,11 +89,17 @@ mod tests {
 
     #[test]
     fn non_ascii_and_slash_are_written_raw() {
-        assert_eq!(canon(r#"{"memo":"中文/\u0001"}"#), "{\"memo\":\"中文/\\u0001\"}");
+        assert_eq!(
+            canon(r#"{"memo":"中文/\u0001"}"#),
+            "{\"memo\":\"中文/\\u0001\"}"
+        );
     }
 
     #[test]
     fn arrays_keep_their_order_and_numbers_their_text() {
-        assert_eq!(canon(r#"{"a":[3,1,null,true],"n":1.5}"#), r#"{"a":[3,1,null,true],"n":1.5}"#);
+        assert_eq!(
+            canon(r#"{"a":[3,1,null,true],"n":1.5}"#),
+            r#"{"a":[3,1,null,true],"n":1.5}"#
+        );
     }
 }

@@ -13,9 +13,8 @@ pub struct InvalidId {
 }
 
 fn check(kind: &'static str, max: usize, value: &str) -> Result<(), InvalidId> {
-    let ok = !value.is_empty()
-        && value.chars().count() <= max
-        && !value.chars().any(char::is_control);
+    let ok =
+        !value.is_empty() && value.chars().count() <= max && !value.chars().any(char::is_control);
     if ok {
         Ok(())
     } else {
@@ -42,7 +41,10 @@ pub struct Id<K> {
 impl<K: IdKind> Id<K> {
     pub fn parse(value: &str) -> Result<Self, InvalidId> {
         check(K::NAME, K::MAX_LEN, value)?;
-        Ok(Self { value: value.to_owned(), kind: PhantomData })
+        Ok(Self {
+            value: value.to_owned(),
+            kind: PhantomData,
+        })
     }
 }
 
@@ -59,7 +61,10 @@ impl<K> Id<K> {
 // Derives would demand `K: Clone` etc. of the marker types; these impls only look at the value.
 impl<K> Clone for Id<K> {
     fn clone(&self) -> Self {
-        Self { value: self.value.clone(), kind: PhantomData }
+        Self {
+            value: self.value.clone(),
+            kind: PhantomData,
+        }
     }
 }
 impl<K> PartialEq for Id<K> {
@@ -144,7 +149,10 @@ impl Nonce {
         if ok {
             Ok(Self(value.to_owned()))
         } else {
-            Err(InvalidId { kind: "nonce", max: Self::MAX_LEN })
+            Err(InvalidId {
+                kind: "nonce",
+                max: Self::MAX_LEN,
+            })
         }
     }
 

@@ -22,7 +22,11 @@ pub fn to_ascii_json<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
 struct AsciiFormatter;
 
 impl Formatter for AsciiFormatter {
-    fn write_string_fragment<W: ?Sized + io::Write>(&mut self, writer: &mut W, fragment: &str) -> io::Result<()> {
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
         let mut start = 0;
         for (index, ch) in fragment.char_indices() {
             if ch.is_ascii() {

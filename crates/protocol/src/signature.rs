@@ -53,7 +53,10 @@ pub struct TimeWindow {
 impl Default for TimeWindow {
     /// ±60 s, the documented window (spec §2.5).
     fn default() -> Self {
-        Self { past_ms: 60_000, future_ms: 60_000 }
+        Self {
+            past_ms: 60_000,
+            future_ms: 60_000,
+        }
     }
 }
 
@@ -160,7 +163,12 @@ pub fn sign_payload(key: &AccessKey, nonce: &str, timestamp: &str, payload: &[u8
     let inner = hex::encode(hmac(key, &[payload]));
     hex::encode(hmac(
         key,
-        &[key.as_bytes(), nonce.as_bytes(), timestamp.as_bytes(), inner.as_bytes()],
+        &[
+            key.as_bytes(),
+            nonce.as_bytes(),
+            timestamp.as_bytes(),
+            inner.as_bytes(),
+        ],
     ))
 }
 
@@ -176,7 +184,8 @@ pub fn signed_query(key: &AccessKey, nonce: &str, timestamp: &str, payload: &[u8
 }
 
 pub(crate) fn hmac(key: &AccessKey, parts: &[&[u8]]) -> [u8; 32] {
-    let mut mac = HmacSha256::new_from_slice(key.as_bytes()).expect("HMAC accepts keys of any length");
+    let mut mac =
+        HmacSha256::new_from_slice(key.as_bytes()).expect("HMAC accepts keys of any length");
     for part in parts {
         mac.update(part);
     }
@@ -190,7 +199,11 @@ pub fn parse_timestamp(text: &str) -> Result<i64, VerifyError> {
         return Err(VerifyError::InvalidTimestamp);
     }
     let value: i64 = text.parse().map_err(|_| VerifyError::InvalidTimestamp)?;
-    Ok(if text.len() <= 10 { value * 1000 } else { value })
+    Ok(if text.len() <= 10 {
+        value * 1000
+    } else {
+        value
+    })
 }
 
 /// Checks the request's authentication against `raw_body`, taking `now_ms` as the current time.
@@ -233,18 +246,28 @@ pub fn verify(
         }
         (value, MatchedForm::Canonical)
     };
-    Ok(Verified { value, nonce, timestamp_ms, matched })
+    Ok(Verified {
+        value,
+        nonce,
+        timestamp_ms,
+        matched,
+    })
 }
 
 fn parse_object(raw_body: &[u8]) -> Option<Value> {
-    serde_json::from_slice::<Value>(raw_body).ok().filter(Value::is_object)
+    serde_json::from_slice::<Value>(raw_body)
+        .ok()
+        .filter(Value::is_object)
 }
 
 /// Case-insensitive, constant-time comparison of hex signatures. Only the received value is lower-cased;
 /// the expected one is produced lower-case.
 fn signature_equals(expected_lower_hex: &str, received: &str) -> bool {
     let received = received.to_ascii_lowercase();
-    expected_lower_hex.as_bytes().ct_eq(received.as_bytes()).into()
+    expected_lower_hex
+        .as_bytes()
+        .ct_eq(received.as_bytes())
+        .into()
 }
 
 #[cfg(test)]
@@ -278,8 +301,14 @@ mod tests {
     fn ten_digit_timestamps_are_seconds() {
         assert_eq!(parse_timestamp("1680508066"), Ok(1_680_508_066_000));
         assert_eq!(parse_timestamp("1680508066618"), Ok(1_680_508_066_618));
-        assert_eq!(parse_timestamp("16805080666180"), Err(VerifyError::InvalidTimestamp));
-        assert_eq!(parse_timestamp("-1680508066"), Err(VerifyError::InvalidTimestamp));
+        assert_eq!(
+            parse_timestamp("16805080666180"),
+            Err(VerifyError::InvalidTimestamp)
+        );
+        assert_eq!(
+            parse_timestamp("-1680508066"),
+            Err(VerifyError::InvalidTimestamp)
+        );
         assert_eq!(parse_timestamp("1e10"), Err(VerifyError::InvalidTimestamp));
     }
 
@@ -288,7 +317,15 @@ mod tests {
         let key = AccessKey::from_text(KEY);
         let sig = sign_payload(&key, NONCE, TS, BODY.as_bytes());
         let ts: i64 = TS.parse().unwrap();
-        let check = |now| verify(&key, &params(&sig, TS, NONCE), BODY.as_bytes(), now, TimeWindow::default());
+        let check = |now| {
+            verify(
+                &key,
+                &params(&sig, TS, NONCE),
+                BODY.as_bytes(),
+                now,
+                TimeWindow::default(),
+            )
+        };
         assert!(check(ts + 60_000).is_ok());
         assert!(check(ts - 60_000).is_ok());
         assert_eq!(
@@ -308,14 +345,23 @@ mod tests {
         let mut p = params("ab", TS, NONCE);
         p.nonce = Some(String::new());
         let err = verify(&key, &p, b"{}", 0, TimeWindow::default()).unwrap_err();
-        assert_eq!((err.clone(), err.result_code()), (VerifyError::MissingNonce, ResultCode::InvalidParam));
+        assert_eq!(
+            (err.clone(), err.result_code()),
+            (VerifyError::MissingNonce, ResultCode::InvalidParam)
+        );
     }
 
     #[test]
     fn a_correctly_signed_non_object_body_is_malformed() {
         let key = AccessKey::from_text(KEY);
         let sig = sign_payload(&key, NONCE, TS, b"[1]");
-        let err = verify(&key, &params(&sig, TS, NONCE), b"[1]", 1_680_508_066_618, TimeWindow::default());
+        let err = verify(
+            &key,
+            &params(&sig, TS, NONCE),
+            b"[1]",
+            1_680_508_066_618,
+            TimeWindow::default(),
+        );
         assert_eq!(err.unwrap_err(), VerifyError::MalformedBody);
     }
 }

@@ -1,1 +1,15 @@
-//! placeholder
+//! koogate's server: the axum routes, the services behind them, background workers, configuration and
+//! the clock. Handlers only ever see requests the protocol crate has verified.
+
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod http;
+pub mod provision;
+pub mod saas;
+pub mod workers;
+
+pub use app::{bind, open_store, serve, App, StartError};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::Config;

@@ -1,1 +1,19 @@
-//! placeholder
+//! koogate's durable state over SQLite or PostgreSQL behind one interface.
+//!
+//! The same SQL text serves both backends wherever the dialects agree (numbered `$n` parameters,
+//! `ON CONFLICT`, `RETURNING`); only the migrations are per backend. Idempotency is enforced by unique
+//! keys, never by read-then-insert. The store knows no HTTP and holds no business rules beyond integrity.
+
+mod backend;
+mod error;
+mod maintenance;
+mod model;
+mod tx;
+
+pub use backend::{Backend, DatabaseUrl, PoolSettings, Store};
+pub use error::StoreError;
+pub use model::{
+    CallbackQuery, CallbackRecord, Change, Instance, InstanceStatus, NewInstanceRecord,
+    StoredAppInfo,
+};
+pub use tx::Tx;

@@ -1,0 +1,114 @@
+//! Assembling koogate from its configuration and running it until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::config::{Config, ConfigError};
+use crate::crypto::{CredentialCipher, CryptoError};
+use crate::http::{router, AppState};
+use crate::provision::{Provisioner, TemplateProvisioner};
+use crate::saas::{Saas, SaasSettings};
+use crate::workers::Maintenance;
+use koogate_store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("opening the database failed")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A built application: its router and the workers to run beside it.
+pub struct App {
+    pub router: Router,
+    pub saas: Saas,
+    pub maintenance: Maintenance,
+}
+
+impl App {
+    /// Builds the application over an open store. `metrics` is the Prometheus handle, if the process
+    /// installed a recorder.
+    pub fn build(
+        config: &Config,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        metrics: Option<PrometheusHandle>,
+    ) -> Result<Self, StartError> {
+        config.check_serve()?;
+        let template =
+            TemplateProvisioner::from_config(config).expect("check_serve requires a front-end URL");
+        let cipher = config
+            .master_key
+            .as_ref()
+            .map(CredentialCipher::from_base64_key)
+            .transpose()?;
+        let provisioner: Arc<dyn Provisioner> = Arc::new(template.clone());
+        let saas = Saas::new(
+            store.clone(),
+            clock.clone(),
+            config.access_key()?,
+            provisioner,
+            template,
+            cipher,
+            SaasSettings::from_config(config),
+        );
+        let state = AppState {
+            saas: saas.clone(),
+            store: store.clone(),
+            max_body_bytes: config.max_body_bytes,
+            metrics,
+        };
+        let router = router(state, &config.produce_path);
+        let maintenance = Maintenance::new(store, clock, config.maintenance_interval);
+        Ok(Self {
+            router,
+            saas,
+            maintenance,
+        })
+    }
+}
+
+/// Opens the database named in the configuration, migrating it if configured to.
+pub async fn open_store(config: &Config) -> Result<Store, StartError> {
+    let store = Store::connect(&config.database_url(), &config.pool_settings()).await?;
+    if config.auto_migrate {
+        store.migrate().await?;
+    }
+    Ok(store)
+}
+
+/// Serves `app` on `listener` until `shutdown` is cancelled, then finishes in-flight requests.
+pub async fn serve(
+    app: App,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let worker = tokio::spawn(app.maintenance.run(shutdown.clone()));
+    let result = axum::serve(listener, app.router)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
+    shutdown.cancel();
+    let _ = worker.await;
+    result
+}
+
+/// Binds the configured address.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
