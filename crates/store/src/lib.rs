@@ -8,6 +8,8 @@ mod backend;
 mod error;
 mod maintenance;
 mod model;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod tx;
 
 pub use backend::{Backend, DatabaseUrl, PoolSettings, Store};

@@ -1,0 +1,164 @@
+//! `spawn_app()`: koogate on an ephemeral port over a fresh database, with a manual clock and a sender
+//! whose timestamps follow that clock.
+
+use std::sync::Arc;
+
+use koogate_protocol::ids::{BusinessId, InstanceId, OrderId, OrderLineId};
+use koogate_protocol::messages::{NewInstance, QueryInstance, Request};
+use koogate_protocol::AccessKey;
+use koogate_server::clock::{Clock, ManualClock, SystemClock};
+use koogate_server::workers::Maintenance;
+use koogate_server::{App, Config};
+use koogate_simulator::{CallbackReply, CallbackSender};
+use koogate_store::testing::TestDatabase;
+use koogate_store::{PoolSettings, Store};
+use secrecy::SecretString;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const KEY: &str = "TestAccessKey1234567890";
+
+pub struct TestApp {
+    pub base_url: String,
+    pub produce_url: String,
+    pub store: Store,
+    pub clock: Arc<ManualClock>,
+    pub sender: CallbackSender,
+    pub maintenance: Maintenance,
+    pub config: Config,
+    shutdown: CancellationToken,
+    server: JoinHandle<std::io::Result<()>>,
+    db: Arc<TestDatabase>,
+}
+
+pub fn test_config() -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        access_key: Some(SecretString::from(KEY)),
+        front_end_url: Some("https://app.example.com/t/{instance_id}".into()),
+        admin_url: Some("https://admin.example.com/{instance_id}".into()),
+        admin_user_name: Some("admin".into()),
+        master_key: Some(SecretString::from(
+            koogate_server::crypto::generate_master_key(),
+        )),
+        memo: Some("登录后请修改密码".into()),
+        ..Config::default()
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = test_config();
+    tweak(&mut config);
+    let db = Arc::new(TestDatabase::create().await);
+    let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
+    start(config, db, clock).await
+}
+
+async fn start(mut config: Config, db: Arc<TestDatabase>, clock: Arc<ManualClock>) -> TestApp {
+    config.database_url = SecretString::from(db.url().as_str().to_owned());
+    let store = Store::connect(db.url(), &PoolSettings::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let app = App::build(&config, store.clone(), clock.clone(), None).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let produce_url = format!("{base_url}{}", config.produce_path);
+    let maintenance = app.maintenance.clone();
+    let shutdown = CancellationToken::new();
+    // The maintenance worker is not started: tests step it with run_once.
+    let stop = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app.router)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+    });
+    let time = clock.clone();
+    let sender = CallbackSender::new(produce_url.clone(), AccessKey::from_text(KEY))
+        .with_time_source(Arc::new(move || time.now_ms()));
+    TestApp {
+        base_url,
+        produce_url,
+        store,
+        clock,
+        sender,
+        maintenance,
+        config,
+        shutdown,
+        server,
+        db,
+    }
+}
+
+impl TestApp {
+    /// Stops the server and starts a new one on the same database, as after a process restart.
+    pub async fn restart(self) -> TestApp {
+        self.shutdown.cancel();
+        self.server.await.unwrap().unwrap();
+        self.store.close().await;
+        start(self.config, self.db, self.clock).await
+    }
+
+    pub async fn send(&self, request: Request) -> CallbackReply {
+        self.sender.send(&request).await.unwrap()
+    }
+
+    pub async fn new_instance(&self, order: &str, business: &str) -> CallbackReply {
+        self.send(new_instance(order, business, false)).await
+    }
+
+    pub async fn query(&self, ids: &[&str], test: bool) -> CallbackReply {
+        self.send(Request::QueryInstance(QueryInstance {
+            instance_ids: ids.iter().map(|i| InstanceId::parse(i).unwrap()).collect(),
+            test,
+        }))
+        .await
+    }
+
+    pub fn key(&self) -> AccessKey {
+        AccessKey::from_text(KEY)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        reqwest::get(format!("{}{path}", self.base_url))
+            .await
+            .unwrap()
+    }
+}
+
+pub fn new_instance(order: &str, business: &str, test: bool) -> Request {
+    Request::NewInstance(NewInstance {
+        order_id: OrderId::parse(order).unwrap(),
+        order_line_id: OrderLineId::parse(&format!("{order}-000001")).unwrap(),
+        business_id: BusinessId::parse(business).unwrap(),
+        test,
+    })
+}
+
+pub fn id(text: &str) -> InstanceId {
+    InstanceId::parse(text).unwrap()
+}
+
+/// Every answer must be HTTP 200 JSON with both result fields and a valid `Body-Sign`.
+pub fn assert_well_formed(reply: &CallbackReply, key: &AccessKey) {
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.content_type.as_deref(), Some("application/json"));
+    assert!(
+        reply.result_code().is_some() && reply.result_msg().is_some(),
+        "{:?}",
+        reply.json()
+    );
+    assert!(
+        reply.body_sign_valid(key),
+        "Body-Sign missing or wrong: {:?}",
+        reply.body_sign
+    );
+    assert!(
+        reply.body.is_ascii(),
+        "the answer must be ASCII with \\u escapes"
+    );
+}

@@ -1,0 +1,12 @@
+//! Integration tests: the real server on port 0 with a fresh database, driven over HTTP by the
+//! simulator's callback sender. One binary for the whole suite. The database is SQLite unless
+//! `KOOGATE_TEST_BACKEND=postgres`.
+
+mod harness;
+
+mod health;
+mod lifecycle;
+mod query;
+mod refusals;
+mod resilience;
+mod testflag;

@@ -1,0 +1,353 @@
+//! The store test suite. It runs on SQLite by default and on PostgreSQL with
+//! `KOOGATE_TEST_BACKEND=postgres`; CI runs it both ways.
+
+use koogate_protocol::ids::{InstanceId, OrderId, OrderLineId};
+use koogate_store::testing::TestDatabase;
+use koogate_store::{
+    Backend, CallbackQuery, CallbackRecord, Change, InstanceStatus, NewInstanceRecord,
+    PoolSettings, Store, StoredAppInfo,
+};
+
+async fn fresh() -> (Store, TestDatabase) {
+    let db = TestDatabase::create().await;
+    let store = Store::connect(db.url(), &PoolSettings::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    (store, db)
+}
+
+fn new_record(instance: &str, order: &str, test: bool) -> NewInstanceRecord {
+    NewInstanceRecord {
+        instance_id: InstanceId::parse(instance).unwrap(),
+        order_id: OrderId::parse(order).unwrap(),
+        order_line_id: OrderLineId::parse(&format!("{order}-000001")).unwrap(),
+        test,
+        now_ms: 1_000,
+    }
+}
+
+#[test]
+fn both_backends_embed_the_same_migration_versions() {
+    let sqlite = Store::migration_versions(Backend::Sqlite);
+    assert!(!sqlite.is_empty());
+    assert_eq!(sqlite, Store::migration_versions(Backend::Postgres));
+}
+
+#[tokio::test]
+async fn migrating_twice_is_harmless() {
+    let (store, _db) = fresh().await;
+    store.migrate().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_order_line_gets_one_instance_and_keeps_its_first_id() {
+    let (store, _db) = fresh().await;
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx
+        .insert_instance(&new_record("first", "O1", false))
+        .await
+        .unwrap());
+    assert!(!tx
+        .insert_instance(&new_record("second", "O1", false))
+        .await
+        .unwrap());
+    let found = tx
+        .instance_by_order(
+            &OrderId::parse("O1").unwrap(),
+            &OrderLineId::parse("O1-000001").unwrap(),
+            false,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(found.instance_id.as_str(), "first");
+    assert_eq!(found.status, InstanceStatus::Provisioning);
+    assert_eq!(
+        store
+            .count_instances_for_order("O1", "O1-000001")
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn concurrent_inserts_for_one_order_line_create_exactly_one_instance() {
+    let (store, _db) = fresh().await;
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await.unwrap();
+                let created = tx
+                    .insert_instance(&new_record(&format!("b{i}"), "O2", false))
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+                created
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        created += usize::from(task.await.unwrap());
+    }
+    assert_eq!(created, 1);
+    assert_eq!(
+        store
+            .count_instances_for_order("O2", "O2-000001")
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn debug_instances_do_not_share_order_keys_with_real_ones() {
+    let (store, _db) = fresh().await;
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx
+        .insert_instance(&new_record("real", "O3", false))
+        .await
+        .unwrap());
+    assert!(tx
+        .insert_instance(&new_record("debug", "O3", true))
+        .await
+        .unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store
+            .count_instances_for_order("O3", "O3-000001")
+            .await
+            .unwrap(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_nonce_is_claimed_once_until_it_expires_and_is_deleted() {
+    let (store, _db) = fresh().await;
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.claim_nonce("saas_v2", "N1", 5_000).await.unwrap());
+    assert!(!tx.claim_nonce("saas_v2", "N1", 5_000).await.unwrap());
+    assert!(tx.claim_nonce("kit", "N1", 5_000).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(store.delete_expired_nonces(4_999).await.unwrap(), 0);
+    assert_eq!(store.delete_expired_nonces(5_001).await.unwrap(), 2);
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.claim_nonce("saas_v2", "N1", 9_000).await.unwrap());
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_rolled_back_transaction_leaves_nothing() {
+    let (store, _db) = fresh().await;
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_instance(&new_record("gone", "O4", false))
+        .await
+        .unwrap();
+    tx.claim_nonce("saas_v2", "N2", 5_000).await.unwrap();
+    drop(tx);
+    assert_eq!(
+        store
+            .count_instances_for_order("O4", "O4-000001")
+            .await
+            .unwrap(),
+        0
+    );
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.claim_nonce("saas_v2", "N2", 5_000).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_change_is_recorded_once_per_key() {
+    let (store, _db) = fresh().await;
+    let change = Change {
+        instance_id: InstanceId::parse("i").unwrap(),
+        kind: "refresh",
+        order_id: "O".into(),
+        order_line_id: "O-1".into(),
+        scene: "RENEWAL".into(),
+        expire_time_ms: Some(1),
+        product_id: None,
+        now_ms: 1,
+    };
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.record_change(&change).await.unwrap());
+    assert!(!tx
+        .record_change(&Change {
+            expire_time_ms: Some(2),
+            ..change.clone()
+        })
+        .await
+        .unwrap());
+    assert!(tx
+        .record_change(&Change {
+            scene: "UNSUBSCRIBE_RENEWAL_PERIOD".into(),
+            ..change
+        })
+        .await
+        .unwrap());
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn lifecycle_updates_are_stored_and_purge_keeps_the_order_mapping() {
+    let (store, _db) = fresh().await;
+    let id = InstanceId::parse("life").unwrap();
+    let app = StoredAppInfo {
+        front_end_url: "https://app/life".into(),
+        admin_url: Some("https://admin".into()),
+        user_name: Some("admin".into()),
+        password_enc: Some(vec![1, 2, 3]),
+        memo: Some("中文".into()),
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_instance(&new_record("life", "O5", false))
+        .await
+        .unwrap();
+    tx.complete_provisioning(&id, &app, 2_000).await.unwrap();
+    tx.set_expiry(&id, 9_999, "RENEWAL", Some("P1"), 3_000)
+        .await
+        .unwrap();
+    tx.set_status(&id, InstanceStatus::Frozen, 3_500)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let stored = store.instance(&id).await.unwrap().unwrap();
+    assert_eq!(stored.status, InstanceStatus::Frozen);
+    assert_eq!(stored.app_info, Some(app));
+    assert_eq!(
+        (stored.expire_time_ms, stored.product_id.as_deref()),
+        (Some(9_999), Some("P1"))
+    );
+
+    let mut tx = store.begin().await.unwrap();
+    tx.release(&id, Some("REFUND-1"), 10_000, 4_000)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(store.purge_released(9_999).await.unwrap().is_empty());
+    assert_eq!(
+        store.purge_released(10_000).await.unwrap(),
+        vec![id.clone()]
+    );
+    let purged = store.instance(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (purged.status, purged.app_info),
+        (InstanceStatus::Purged, None)
+    );
+    assert_eq!(purged.release_order_id.as_deref(), Some("REFUND-1"));
+    assert_eq!(
+        store
+            .count_instances_for_order("O5", "O5-000001")
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn failed_provisioning_can_be_retried() {
+    let (store, _db) = fresh().await;
+    let id = InstanceId::parse("retry").unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_instance(&new_record("retry", "O6", false))
+        .await
+        .unwrap();
+    tx.fail_provisioning(&id, "no capacity", 2).await.unwrap();
+    tx.commit().await.unwrap();
+    let failed = store.instance(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (failed.status, failed.provision_error.as_deref()),
+        (InstanceStatus::Failed, Some("no capacity"))
+    );
+    let mut tx = store.begin().await.unwrap();
+    tx.retry_provisioning(&id, 3).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.instance(&id).await.unwrap().unwrap().status,
+        InstanceStatus::Provisioning
+    );
+}
+
+#[tokio::test]
+async fn callbacks_keep_their_exact_bytes() {
+    let (store, _db) = fresh().await;
+    let record = CallbackRecord {
+        id: 0,
+        received_at_ms: 7,
+        interface: "saas_v2".into(),
+        activity: Some("newInstance".into()),
+        instance_id: Some("i".into()),
+        order_id: Some("O".into()),
+        test: true,
+        raw_query: "signature=AB&timestamp=1&nonce=n".into(),
+        raw_body: b"{ \"a\" : \"\xe4\xb8\xad\" }\n".to_vec(),
+        verification: "canonical".into(),
+        nonce: Some("n".into()),
+        result_code: "000000".into(),
+        result_msg: "success.".into(),
+        response_body: br#"{"resultCode":"000000"}"#.to_vec(),
+        latency_us: 42,
+    };
+    let id = store.record_callback(&record).await.unwrap();
+    store
+        .record_callback(&CallbackRecord {
+            instance_id: Some("other".into()),
+            ..record.clone()
+        })
+        .await
+        .unwrap();
+    let listed = store
+        .callbacks(&CallbackQuery {
+            instance_id: Some("i".into()),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![CallbackRecord { id, ..record }]);
+    assert_eq!(
+        store
+            .callbacks(&CallbackQuery::default())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn instances_are_looked_up_in_bulk() {
+    let (store, _db) = fresh().await;
+    let mut tx = store.begin().await.unwrap();
+    for i in 0..5 {
+        tx.insert_instance(&new_record(&format!("bulk{i}"), &format!("B{i}"), false))
+            .await
+            .unwrap();
+    }
+    let ids: Vec<InstanceId> = ["bulk0", "bulk3", "missing"]
+        .iter()
+        .map(|i| InstanceId::parse(i).unwrap())
+        .collect();
+    let mut found: Vec<String> = tx
+        .instances(&ids)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.instance_id.to_string())
+        .collect();
+    found.sort();
+    assert_eq!(found, ["bulk0", "bulk3"]);
+}
+
+#[tokio::test]
+async fn a_closed_store_reports_itself_unavailable() {
+    let (store, _db) = fresh().await;
+    store.close().await;
+    let error = store.ping().await.unwrap_err();
+    assert!(error.is_transient(), "{error:?}");
+}
