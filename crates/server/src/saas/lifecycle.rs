@@ -17,13 +17,6 @@ use super::{Saas, ServiceError};
 use crate::config::ChangeCheckPolicy;
 use crate::provision::{ProvisionOutcome, ProvisionRequest};
 
-/// What to do with a call about an instance, once it is looked up.
-enum Target {
-    Found(Instance),
-    /// A debug call about an instance with no debug record: answer success, touch nothing.
-    DebugNoOp,
-}
-
 impl Saas {
     pub(super) async fn new_instance(
         &self,
@@ -165,22 +158,23 @@ impl Saas {
         })
     }
 
-    /// Looks up the instance a change names. Real calls on unknown or released instances get `000003`.
+    /// Looks up the instance a change names. Real calls on unknown or released instances get `000003`;
+    /// `None` is a debug call about an instance with no debug record: answer success, touch nothing.
     async fn target(
         &self,
         tx: &mut Tx,
         id: &InstanceId,
         test: bool,
-    ) -> Result<Target, ServiceError> {
+    ) -> Result<Option<Instance>, ServiceError> {
         match tx.instance(id).await? {
             Some(instance) if instance.test == test => {
                 if instance.status.is_gone() && !test {
                     Err(ServiceError::InstanceReleased)
                 } else {
-                    Ok(Target::Found(instance))
+                    Ok(Some(instance))
                 }
             }
-            _ if test => Ok(Target::DebugNoOp),
+            _ if test => Ok(None),
             _ => Err(ServiceError::InstanceNotFound),
         }
     }
@@ -190,7 +184,7 @@ impl Saas {
         tx: &mut Tx,
         r: &RefreshInstance,
     ) -> Result<CallbackResponse, ServiceError> {
-        let Target::Found(instance) = self.target(tx, &r.instance_id, r.test).await? else {
+        let Some(instance) = self.target(tx, &r.instance_id, r.test).await? else {
             return Ok(success());
         };
         if instance.status.is_gone() {
@@ -229,7 +223,7 @@ impl Saas {
         tx: &mut Tx,
         r: &UpdateInstanceStatus,
     ) -> Result<CallbackResponse, ServiceError> {
-        let Target::Found(instance) = self.target(tx, &r.instance_id, r.test).await? else {
+        let Some(instance) = self.target(tx, &r.instance_id, r.test).await? else {
             return Ok(success());
         };
         let target = match (r.status, instance.status) {
@@ -283,7 +277,7 @@ impl Saas {
         tx: &mut Tx,
         r: &UpgradeInstance,
     ) -> Result<CallbackResponse, ServiceError> {
-        let Target::Found(instance) = self.target(tx, &r.instance_id, r.test).await? else {
+        let Some(instance) = self.target(tx, &r.instance_id, r.test).await? else {
             return Ok(success());
         };
         if instance.status.is_gone() {

@@ -1,0 +1,161 @@
+//! The subcommands, each a thin layer over library calls.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use koogate_server::config::LogFormat;
+use koogate_server::{App, Config, SystemClock};
+use koogate_simulator::{CallbackSender, Tamper};
+use tokio_util::sync::CancellationToken;
+
+#[derive(clap::Args)]
+pub struct SignArgs {
+    /// File holding the JSON body to sign, exactly as it will be sent ("-" reads standard input).
+    #[arg(long)]
+    body: PathBuf,
+    /// Production URL to put in the curl line (default: this configuration's listen address and path).
+    #[arg(long)]
+    target: Option<String>,
+    /// Access key (default: KOOGATE_ACCESS_KEY from the configuration).
+    #[arg(long)]
+    key: Option<String>,
+    /// Timestamp in ms (default: now; KooGallery's window is 60 s, so paste the curl line promptly).
+    #[arg(long)]
+    timestamp: Option<String>,
+    /// Nonce (default: 64 random hex digits).
+    #[arg(long)]
+    nonce: Option<String>,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+pub fn serve(config_file: Option<&Path>) -> anyhow::Result<()> {
+    let config = Config::load(config_file)?;
+    config.check_serve()?;
+    init_tracing(&config);
+    let metrics = if config.metrics {
+        Some(
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .context("installing the Prometheus recorder")?,
+        )
+    } else {
+        None
+    };
+    runtime()?.block_on(async move {
+        let store = koogate_server::open_store(&config).await?;
+        let app = App::build(&config, store.clone(), Arc::new(SystemClock), metrics)?;
+        let listener = koogate_server::bind(config.listen).await?;
+        let addr = listener.local_addr().context("reading the bound address")?;
+        tracing::info!(%addr, path = %config.produce_path, backend = ?store.backend(), "koogate listening");
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        koogate_server::serve(app, listener, shutdown).await.context("serving HTTP")?;
+        store.close().await;
+        tracing::info!("koogate stopped");
+        Ok(())
+    })
+}
+
+pub fn migrate(config_file: Option<&Path>) -> anyhow::Result<()> {
+    let config = Config::load(config_file)?;
+    init_tracing(&config);
+    runtime()?.block_on(async move {
+        let store =
+            koogate_store::Store::connect(&config.database_url(), &config.pool_settings()).await?;
+        store.migrate().await?;
+        println!("migrations applied ({:?})", store.backend());
+        store.close().await;
+        Ok(())
+    })
+}
+
+pub fn sign(config_file: Option<&Path>, args: &SignArgs) -> anyhow::Result<()> {
+    let mut config = Config::load(config_file)?;
+    if let Some(key) = &args.key {
+        config.access_key = Some(key.clone().into());
+    }
+    let key = config.access_key()?;
+    let body = if args.body == Path::new("-") {
+        let mut buffer = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buffer)
+            .context("reading standard input")?;
+        buffer
+    } else {
+        std::fs::read(&args.body).with_context(|| format!("reading {}", args.body.display()))?
+    };
+    let target = args
+        .target
+        .clone()
+        .unwrap_or_else(|| format!("http://{}{}", config.listen, config.produce_path));
+    let tamper = Tamper {
+        timestamp: args.timestamp.clone(),
+        nonce: args.nonce.clone(),
+        ..Tamper::default()
+    };
+    let signed = CallbackSender::new(target, key).signed_url(&body, &tamper);
+    let query = signed
+        .url
+        .split_once('?')
+        .map(|(_, q)| q)
+        .unwrap_or_default();
+    println!("{query}");
+    let data = if args.body == Path::new("-") {
+        format!(
+            "'{}'",
+            String::from_utf8_lossy(&body).replace('\'', r"'\''")
+        )
+    } else {
+        format!("@{}", args.body.display())
+    };
+    println!(
+        "curl -sS -i -X POST '{}' -H 'Content-Type: application/json;charset=utf-8' --data-binary {data}",
+        signed.url
+    );
+    Ok(())
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = match config.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM, so in-flight callbacks finish before the process exits.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(error) => {
+                    tracing::error!(%error, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    shutdown.cancel();
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown requested; finishing in-flight requests");
+    shutdown.cancel();
+}

@@ -1,0 +1,156 @@
+//! The `koogate` binary as a merchant runs it: refusing to start without a key, signing bodies for hand
+//! tests, and serving until SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use koogate_protocol::signature::{verify, SignatureParams, TimeWindow};
+use koogate_protocol::AccessKey;
+
+const KEY: &str = "TestAccessKey1234567890";
+
+fn koogate() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_koogate"));
+    // Start from a clean slate: the developer's own KOOGATE_* settings must not leak into the tests.
+    for (name, _) in std::env::vars() {
+        if name.starts_with("KOOGATE_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[test]
+fn serve_without_an_access_key_refuses_and_says_what_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = koogate()
+        .arg("serve")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("KOOGATE_ACCESS_KEY is not set"), "{stderr}");
+    assert!(
+        !dir.path().join("koogate.db").exists(),
+        "nothing is created before the configuration is valid"
+    );
+}
+
+#[test]
+fn sign_prints_a_query_string_that_verifies_and_a_curl_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = br#"{"activity":"queryInstance","instanceId":"abc","testFlag":"1"}"#;
+    std::fs::write(dir.path().join("body.json"), body).unwrap();
+    let output = koogate()
+        .args([
+            "sign",
+            "--body",
+            "body.json",
+            "--target",
+            "https://isv.example.com/saasproduce",
+        ])
+        .env("KOOGATE_ACCESS_KEY", KEY)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let mut lines = stdout.lines();
+    let query = lines.next().unwrap();
+    let params = SignatureParams::from_query(query).unwrap();
+    let verified = verify(
+        &AccessKey::from_text(KEY),
+        &params,
+        body,
+        now_ms(),
+        TimeWindow::default(),
+    );
+    assert!(verified.is_ok(), "{verified:?}");
+    let curl = lines.next().unwrap();
+    assert!(
+        curl.starts_with("curl ")
+            && curl.contains("https://isv.example.com/saasproduce?signature=")
+    );
+    assert!(curl.contains("--data-binary @body.json"));
+}
+
+#[test]
+fn keys_generate_prints_a_32_byte_base64_key() {
+    let output = koogate().args(["keys", "generate"]).output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8(output.stdout).unwrap().trim().len(), 44);
+}
+
+#[test]
+fn serve_answers_signed_calls_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = koogate()
+        .arg("serve")
+        .env("KOOGATE_ACCESS_KEY", KEY)
+        .env(
+            "KOOGATE_FRONT_END_URL",
+            "https://app.example.com/{instance_id}",
+        )
+        .env("KOOGATE_LISTEN", "127.0.0.1:0")
+        .env("KOOGATE_METRICS", "false")
+        .current_dir(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let addr = read_listen_addr(&mut stderr);
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let reply = runtime.block_on(async {
+        let sender = koogate_simulator::CallbackSender::new(format!("http://{addr}/saasproduce"), AccessKey::from_text(KEY));
+        let body = serde_json::json!({"activity": "newInstance", "orderId": "CLI1", "orderLineId": "CLI1-000001", "businessId": "cli-1"});
+        sender.send_value(&body, &Default::default()).await.unwrap()
+    });
+    assert_eq!(reply.result_code().as_deref(), Some("000000"));
+    assert!(reply.body_sign_valid(&AccessKey::from_text(KEY)));
+
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "graceful shutdown exits 0, got {status:?}"
+    );
+    assert!(
+        dir.path().join("koogate.db").exists(),
+        "the default database is koogate.db in the working directory"
+    );
+}
+
+fn read_listen_addr(stderr: &mut impl BufRead) -> String {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "koogate exited before listening"
+        );
+        if let Some(rest) = line.split("addr=").nth(1) {
+            if line.contains("koogate listening") {
+                return rest.split_whitespace().next().unwrap().to_owned();
+            }
+        }
+    }
+}
