@@ -193,9 +193,13 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         // KOOGATE_CONFIG names the file and the *_FILE variables are read below; neither is a setting.
+        // KOOGATE_TEST_* is reserved for the test suites (backend selection).
         let env = Env::prefixed("KOOGATE_").filter(|key| {
             let key = key.as_str().to_ascii_lowercase();
-            key != "config" && !key.ends_with("_file") && !TEXT_KEYS.contains(&key.as_str())
+            key != "config"
+                && !key.ends_with("_file")
+                && !key.starts_with("test_")
+                && !TEXT_KEYS.contains(&key.as_str())
         });
         figment = figment.merge(env);
         for name in TEXT_KEYS {
@@ -330,6 +334,7 @@ mod tests {
     #[test]
     fn environment_overrides_file_which_overrides_defaults() {
         Jail::expect_with(|jail| {
+            jail.clear_env();
             jail.create_file(
                 "k.toml",
                 "listen = \"0.0.0.0:9000\"\nproduce_path = \"/file\"",
@@ -347,6 +352,7 @@ mod tests {
     #[test]
     fn unknown_keys_are_errors() {
         Jail::expect_with(|jail| {
+            jail.clear_env();
             jail.set_env("KOOGATE_LISTN", "0.0.0.0:1");
             assert!(Config::load(None).is_err());
             Ok(())
@@ -356,6 +362,7 @@ mod tests {
     #[test]
     fn numeric_looking_secrets_stay_text_and_files_are_read() {
         Jail::expect_with(|jail| {
+            jail.clear_env();
             jail.create_file("key", "123456\n")?;
             jail.set_env("KOOGATE_ACCESS_KEY_FILE", "key");
             let config = Config::load(None).unwrap();
@@ -379,6 +386,7 @@ mod tests {
     #[test]
     fn a_database_url_typo_is_refused() {
         Jail::expect_with(|jail| {
+            jail.clear_env();
             jail.set_env("KOOGATE_DATABASE_URL", "postgress://localhost/k");
             assert!(Config::load(None)
                 .unwrap_err()
