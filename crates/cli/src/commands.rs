@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use koogate_server::config::LogFormat;
 use koogate_server::{App, Config, SystemClock};
+use koogate_simulator::load::{LoadActivity, LoadPlan};
 use koogate_simulator::{CallbackSender, Tamper};
 use tokio_util::sync::CancellationToken;
 
@@ -28,11 +29,27 @@ pub struct SignArgs {
     nonce: Option<String>,
 }
 
+#[derive(clap::Args)]
+pub struct LoadArgs {
+    /// Production URL to load (default: this configuration's listen address and path).
+    #[arg(long)]
+    target: Option<String>,
+    /// Access key (default: KOOGATE_ACCESS_KEY from the configuration).
+    #[arg(long)]
+    key: Option<String>,
+    /// How many callbacks to send.
+    #[arg(long, default_value_t = 10_000)]
+    requests: usize,
+    /// How many callbacks in flight at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// `new` (a newInstance per new order: durable writes) or `query` (queryInstance of one instance).
+    #[arg(long, default_value = "new", value_parser = ["new", "query"])]
+    activity: String,
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }
 
 pub fn serve(config_file: Option<&Path>) -> anyhow::Result<()> {
@@ -67,8 +84,7 @@ pub fn migrate(config_file: Option<&Path>) -> anyhow::Result<()> {
     let config = Config::load(config_file)?;
     init_tracing(&config);
     runtime()?.block_on(async move {
-        let store =
-            koogate_store::Store::connect(&config.database_url(), &config.pool_settings()).await?;
+        let store = koogate_store::Store::connect(&config.database_url(), &config.pool_settings()).await?;
         store.migrate().await?;
         println!("migrations applied ({:?})", store.backend());
         store.close().await;
@@ -76,41 +92,45 @@ pub fn migrate(config_file: Option<&Path>) -> anyhow::Result<()> {
     })
 }
 
-pub fn sign(config_file: Option<&Path>, args: &SignArgs) -> anyhow::Result<()> {
+/// The access key and target URL a simulator command uses, from flags or the configuration.
+fn sim_target(
+    config_file: Option<&Path>,
+    key: Option<&String>,
+    target: Option<&String>,
+) -> anyhow::Result<(koogate_protocol::AccessKey, String)> {
     let mut config = Config::load(config_file)?;
-    if let Some(key) = &args.key {
+    if let Some(key) = key {
         config.access_key = Some(key.clone().into());
     }
-    let key = config.access_key()?;
+    let target =
+        target.cloned().unwrap_or_else(|| format!("http://{}{}", config.listen, config.produce_path));
+    Ok((config.access_key()?, target))
+}
+
+pub fn load(config_file: Option<&Path>, args: &LoadArgs) -> anyhow::Result<()> {
+    let (key, target) = sim_target(config_file, args.key.as_ref(), args.target.as_ref())?;
+    let activity = if args.activity == "query" { LoadActivity::Query } else { LoadActivity::New };
+    let plan = LoadPlan { target, key, requests: args.requests, concurrency: args.concurrency, activity };
+    let report = runtime()?.block_on(koogate_simulator::load::run(plan));
+    print!("{report}");
+    Ok(())
+}
+
+pub fn sign(config_file: Option<&Path>, args: &SignArgs) -> anyhow::Result<()> {
+    let (key, target) = sim_target(config_file, args.key.as_ref(), args.target.as_ref())?;
     let body = if args.body == Path::new("-") {
         let mut buffer = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buffer)
-            .context("reading standard input")?;
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buffer).context("reading standard input")?;
         buffer
     } else {
         std::fs::read(&args.body).with_context(|| format!("reading {}", args.body.display()))?
     };
-    let target = args
-        .target
-        .clone()
-        .unwrap_or_else(|| format!("http://{}{}", config.listen, config.produce_path));
-    let tamper = Tamper {
-        timestamp: args.timestamp.clone(),
-        nonce: args.nonce.clone(),
-        ..Tamper::default()
-    };
+    let tamper = Tamper { timestamp: args.timestamp.clone(), nonce: args.nonce.clone(), ..Tamper::default() };
     let signed = CallbackSender::new(target, key).signed_url(&body, &tamper);
-    let query = signed
-        .url
-        .split_once('?')
-        .map(|(_, q)| q)
-        .unwrap_or_default();
+    let query = signed.url.split_once('?').map(|(_, q)| q).unwrap_or_default();
     println!("{query}");
     let data = if args.body == Path::new("-") {
-        format!(
-            "'{}'",
-            String::from_utf8_lossy(&body).replace('\'', r"'\''")
-        )
+        format!("'{}'", String::from_utf8_lossy(&body).replace('\'', r"'\''"))
     } else {
         format!("@{}", args.body.display())
     };
@@ -139,16 +159,15 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(error) => {
-                    tracing::error!(%error, "cannot listen for SIGTERM");
-                    let _ = ctrl_c.await;
-                    shutdown.cancel();
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                let _ = ctrl_c.await;
+                shutdown.cancel();
+                return;
+            }
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -9,11 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "koogate",
-    version,
-    about = "The KooGallery production-interface gateway"
-)]
+#[command(name = "koogate", version, about = "The KooGallery production-interface gateway")]
 struct Cli {
     /// TOML configuration file (settings in KOOGATE_* environment variables override it).
     #[arg(long, global = true, env = "KOOGATE_CONFIG")]
@@ -33,6 +29,15 @@ enum Command {
     /// Key utilities.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Act as KooGallery against a production URL.
+    #[command(subcommand)]
+    Sim(SimCommand),
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// Fire many signed callbacks at once and report throughput, latency and result codes.
+    Load(commands::LoadArgs),
 }
 
 #[derive(Subcommand)]
@@ -47,6 +52,7 @@ fn main() -> ExitCode {
         Command::Serve => commands::serve(cli.config.as_deref()),
         Command::Migrate => commands::migrate(cli.config.as_deref()),
         Command::Sign(args) => commands::sign(cli.config.as_deref(), &args),
+        Command::Sim(SimCommand::Load(args)) => commands::load(cli.config.as_deref(), &args),
         Command::Keys(KeysCommand::Generate) => {
             println!("{}", koogate_server::crypto::generate_master_key());
             Ok(())

@@ -22,27 +22,17 @@ fn koogate() -> Command {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
 #[test]
 fn serve_without_an_access_key_refuses_and_says_what_to_set() {
     let dir = tempfile::tempdir().unwrap();
-    let output = koogate()
-        .arg("serve")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let output = koogate().arg("serve").current_dir(dir.path()).output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("KOOGATE_ACCESS_KEY is not set"), "{stderr}");
-    assert!(
-        !dir.path().join("koogate.db").exists(),
-        "nothing is created before the configuration is valid"
-    );
+    assert!(!dir.path().join("koogate.db").exists(), "nothing is created before the configuration is valid");
 }
 
 #[test]
@@ -51,39 +41,20 @@ fn sign_prints_a_query_string_that_verifies_and_a_curl_line() {
     let body = br#"{"activity":"queryInstance","instanceId":"abc","testFlag":"1"}"#;
     std::fs::write(dir.path().join("body.json"), body).unwrap();
     let output = koogate()
-        .args([
-            "sign",
-            "--body",
-            "body.json",
-            "--target",
-            "https://isv.example.com/saasproduce",
-        ])
+        .args(["sign", "--body", "body.json", "--target", "https://isv.example.com/saasproduce"])
         .env("KOOGATE_ACCESS_KEY", KEY)
         .current_dir(dir.path())
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8(output.stdout).unwrap();
     let mut lines = stdout.lines();
     let query = lines.next().unwrap();
     let params = SignatureParams::from_query(query).unwrap();
-    let verified = verify(
-        &AccessKey::from_text(KEY),
-        &params,
-        body,
-        now_ms(),
-        TimeWindow::default(),
-    );
+    let verified = verify(&AccessKey::from_text(KEY), &params, body, now_ms(), TimeWindow::default());
     assert!(verified.is_ok(), "{verified:?}");
     let curl = lines.next().unwrap();
-    assert!(
-        curl.starts_with("curl ")
-            && curl.contains("https://isv.example.com/saasproduce?signature=")
-    );
+    assert!(curl.starts_with("curl ") && curl.contains("https://isv.example.com/saasproduce?signature="));
     assert!(curl.contains("--data-binary @body.json"));
 }
 
@@ -100,10 +71,7 @@ fn serve_answers_signed_calls_and_stops_cleanly_on_sigterm() {
     let mut child = koogate()
         .arg("serve")
         .env("KOOGATE_ACCESS_KEY", KEY)
-        .env(
-            "KOOGATE_FRONT_END_URL",
-            "https://app.example.com/{instance_id}",
-        )
+        .env("KOOGATE_FRONT_END_URL", "https://app.example.com/{instance_id}")
         .env("KOOGATE_LISTEN", "127.0.0.1:0")
         .env("KOOGATE_METRICS", "false")
         .current_dir(dir.path())
@@ -123,16 +91,9 @@ fn serve_answers_signed_calls_and_stops_cleanly_on_sigterm() {
     assert!(reply.body_sign_valid(&AccessKey::from_text(KEY)));
 
     let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let status = child.wait().unwrap();
-    assert!(
-        status.success(),
-        "graceful shutdown exits 0, got {status:?}"
-    );
+    assert!(status.success(), "graceful shutdown exits 0, got {status:?}");
     assert!(
         dir.path().join("koogate.db").exists(),
         "the default database is koogate.db in the working directory"
@@ -143,10 +104,7 @@ fn read_listen_addr(stderr: &mut impl BufRead) -> String {
     let mut line = String::new();
     loop {
         line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "koogate exited before listening"
-        );
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "koogate exited before listening");
         if let Some(rest) = line.split("addr=").nth(1) {
             if line.contains("koogate listening") {
                 return rest.split_whitespace().next().unwrap().to_owned();

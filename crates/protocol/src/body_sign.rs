@@ -32,10 +32,8 @@ pub fn verify(key: &AccessKey, header: &str, body: &[u8]) -> Result<(), BodySign
     for part in header.split(',') {
         let (name, value) = part.split_once('=').ok_or(BodySignError::Malformed)?;
         let value = value.trim();
-        let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .ok_or(BodySignError::Malformed)?;
+        let value =
+            value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).ok_or(BodySignError::Malformed)?;
         match name.trim() {
             "sign_type" => sign_type = Some(value),
             "signature" => signature = Some(value),
@@ -64,9 +62,6 @@ mod tests {
         let header = header_value(&key, b"{}");
         assert_eq!(verify(&key, &header, b"{}"), Ok(()));
         assert_eq!(verify(&key, &header, b"{} "), Err(BodySignError::Mismatch));
-        assert_eq!(
-            verify(&key, "signature=abc", b"{}"),
-            Err(BodySignError::Malformed)
-        );
+        assert_eq!(verify(&key, "signature=abc", b"{}"), Err(BodySignError::Malformed));
     }
 }

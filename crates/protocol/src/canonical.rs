@@ -19,8 +19,7 @@ pub fn canonical_bytes(value: &Value) -> Vec<u8> {
 fn write_value(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
-            let mut members: Vec<(&String, &Value)> =
-                map.iter().filter(|(_, v)| !v.is_null()).collect();
+            let mut members: Vec<(&String, &Value)> = map.iter().filter(|(_, v)| !v.is_null()).collect();
             members.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
             out.push(b'{');
             for (i, (key, member)) in members.into_iter().enumerate() {
@@ -73,10 +72,7 @@ mod tests {
 
     #[test]
     fn nulls_are_dropped_and_empty_strings_kept() {
-        assert_eq!(
-            canon(r#"{"b":null,"a":"","c":{"z":null,"y":1}}"#),
-            r#"{"a":"","c":{"y":1}}"#
-        );
+        assert_eq!(canon(r#"{"b":null,"a":"","c":{"z":null,"y":1}}"#), r#"{"a":"","c":{"y":1}}"#);
     }
 
     #[test]
@@ -89,17 +85,11 @@ mod tests {
 
     #[test]
     fn non_ascii_and_slash_are_written_raw() {
-        assert_eq!(
-            canon(r#"{"memo":"中文/\u0001"}"#),
-            "{\"memo\":\"中文/\\u0001\"}"
-        );
+        assert_eq!(canon(r#"{"memo":"中文/\u0001"}"#), "{\"memo\":\"中文/\\u0001\"}");
     }
 
     #[test]
     fn arrays_keep_their_order_and_numbers_their_text() {
-        assert_eq!(
-            canon(r#"{"a":[3,1,null,true],"n":1.5}"#),
-            r#"{"a":[3,1,null,true],"n":1.5}"#
-        );
+        assert_eq!(canon(r#"{"a":[3,1,null,true],"n":1.5}"#), r#"{"a":[3,1,null,true],"n":1.5}"#);
     }
 }

@@ -16,10 +16,7 @@ pub fn parse_compact_utc(text: &str) -> Result<i64, InvalidTime> {
     }
     let (seconds_part, millis) = match text.len() {
         14 => (text, 0),
-        17 => (
-            &text[..14],
-            text[14..].parse::<i64>().map_err(|_| InvalidTime)?,
-        ),
+        17 => (&text[..14], text[14..].parse::<i64>().map_err(|_| InvalidTime)?),
         _ => return Err(InvalidTime),
     };
     let format = format_description!("[year][month][day][hour][minute][second]");
@@ -29,8 +26,7 @@ pub fn parse_compact_utc(text: &str) -> Result<i64, InvalidTime> {
 
 /// Formats UNIX milliseconds as `yyyyMMddHHmmssSSS` UTC (the `statisticalTime` format, spec §6.2).
 pub fn format_compact_utc_millis(unix_ms: i64) -> String {
-    let format =
-        format_description!("[year][month][day][hour][minute][second][subsecond digits:3]");
+    let format = format_description!("[year][month][day][hour][minute][second][subsecond digits:3]");
     let nanos = i128::from(unix_ms) * 1_000_000;
     OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .ok()
@@ -45,30 +41,18 @@ mod tests {
     #[test]
     fn fourteen_and_seventeen_digit_forms_are_accepted() {
         assert_eq!(parse_compact_utc("20221124023618"), Ok(1_669_257_378_000));
-        assert_eq!(
-            parse_compact_utc("20221124023618256"),
-            Ok(1_669_257_378_256)
-        );
+        assert_eq!(parse_compact_utc("20221124023618256"), Ok(1_669_257_378_256));
     }
 
     #[test]
     fn other_shapes_and_impossible_dates_are_refused() {
-        for bad in [
-            "2022112402361",
-            "202211240236182",
-            "20221324023618",
-            "2022-11-24T02:36",
-            "",
-        ] {
+        for bad in ["2022112402361", "202211240236182", "20221324023618", "2022-11-24T02:36", ""] {
             assert_eq!(parse_compact_utc(bad), Err(InvalidTime), "{bad}");
         }
     }
 
     #[test]
     fn statistical_time_has_seventeen_digits() {
-        assert_eq!(
-            format_compact_utc_millis(1_669_257_378_256),
-            "20221124023618256"
-        );
+        assert_eq!(format_compact_utc_millis(1_669_257_378_256), "20221124023618256");
     }
 }

@@ -13,8 +13,7 @@ pub struct InvalidId {
 }
 
 fn check(kind: &'static str, max: usize, value: &str) -> Result<(), InvalidId> {
-    let ok =
-        !value.is_empty() && value.chars().count() <= max && !value.chars().any(char::is_control);
+    let ok = !value.is_empty() && value.chars().count() <= max && !value.chars().any(char::is_control);
     if ok {
         Ok(())
     } else {
@@ -41,10 +40,7 @@ pub struct Id<K> {
 impl<K: IdKind> Id<K> {
     pub fn parse(value: &str) -> Result<Self, InvalidId> {
         check(K::NAME, K::MAX_LEN, value)?;
-        Ok(Self {
-            value: value.to_owned(),
-            kind: PhantomData,
-        })
+        Ok(Self { value: value.to_owned(), kind: PhantomData })
     }
 }
 
@@ -61,10 +57,7 @@ impl<K> Id<K> {
 // Derives would demand `K: Clone` etc. of the marker types; these impls only look at the value.
 impl<K> Clone for Id<K> {
     fn clone(&self) -> Self {
-        Self {
-            value: self.value.clone(),
-            kind: PhantomData,
-        }
+        Self { value: self.value.clone(), kind: PhantomData }
     }
 }
 impl<K> PartialEq for Id<K> {
@@ -143,16 +136,12 @@ impl Nonce {
     pub const MAX_LEN: usize = 128;
 
     pub fn parse(value: &str) -> Result<Self, InvalidId> {
-        let ok = !value.is_empty()
-            && value.len() <= Self::MAX_LEN
-            && value.bytes().all(|b| b.is_ascii_graphic());
+        let ok =
+            !value.is_empty() && value.len() <= Self::MAX_LEN && value.bytes().all(|b| b.is_ascii_graphic());
         if ok {
             Ok(Self(value.to_owned()))
         } else {
-            Err(InvalidId {
-                kind: "nonce",
-                max: Self::MAX_LEN,
-            })
+            Err(InvalidId { kind: "nonce", max: Self::MAX_LEN })
         }
     }
 

@@ -12,9 +12,7 @@ use serde_json::ser::Formatter;
 pub fn to_ascii_json<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
     let mut serializer = serde_json::Serializer::with_formatter(&mut out, AsciiFormatter);
-    value
-        .serialize(&mut serializer)
-        .expect("serialising plain response data into memory cannot fail");
+    value.serialize(&mut serializer).expect("serialising plain response data into memory cannot fail");
     out
 }
 

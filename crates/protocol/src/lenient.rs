@@ -12,10 +12,7 @@ pub(crate) struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     pub(crate) fn new(value: &'a Value) -> Result<Self, MessageError> {
-        value
-            .as_object()
-            .map(|map| Self { map })
-            .ok_or(MessageError::NotAnObject)
+        value.as_object().map(|map| Self { map }).ok_or(MessageError::NotAnObject)
     }
 
     /// The field as text: strings as they are, numbers and booleans in their JSON spelling; `null` and
@@ -31,24 +28,18 @@ impl<'a> Fields<'a> {
     }
 
     /// A text field that may be absent; an empty string counts as absent.
-    pub(crate) fn optional(
-        &self,
-        name: &'static str,
-        max: usize,
-    ) -> Result<Option<String>, MessageError> {
+    pub(crate) fn optional(&self, name: &'static str, max: usize) -> Result<Option<String>, MessageError> {
         match self.text(name)? {
             Some(s) if s.is_empty() => Ok(None),
-            Some(s) if s.chars().count() > max => Err(MessageError::invalid(
-                name,
-                "is longer than the documented maximum",
-            )),
+            Some(s) if s.chars().count() > max => {
+                Err(MessageError::invalid(name, "is longer than the documented maximum"))
+            }
             other => Ok(other),
         }
     }
 
     pub(crate) fn required(&self, name: &'static str, max: usize) -> Result<String, MessageError> {
-        self.optional(name, max)?
-            .ok_or(MessageError::MissingField(name))
+        self.optional(name, max)?.ok_or(MessageError::MissingField(name))
     }
 
     pub(crate) fn id<K: IdKind>(&self, name: &'static str) -> Result<Id<K>, MessageError> {
@@ -56,14 +47,9 @@ impl<'a> Fields<'a> {
         Id::parse(&text).map_err(|e| MessageError::invalid(name, e.to_string()))
     }
 
-    pub(crate) fn optional_id<K: IdKind>(
-        &self,
-        name: &'static str,
-    ) -> Result<Option<Id<K>>, MessageError> {
+    pub(crate) fn optional_id<K: IdKind>(&self, name: &'static str) -> Result<Option<Id<K>>, MessageError> {
         match self.optional(name, K::MAX_LEN)? {
-            Some(text) => Id::parse(&text)
-                .map(Some)
-                .map_err(|e| MessageError::invalid(name, e.to_string())),
+            Some(text) => Id::parse(&text).map(Some).map_err(|e| MessageError::invalid(name, e.to_string())),
             None => Ok(None),
         }
     }
@@ -77,9 +63,7 @@ impl<'a> Fields<'a> {
     pub(crate) fn object(&self, name: &'static str) -> Result<Fields<'a>, MessageError> {
         match self.map.get(name) {
             None | Some(Value::Null) => Err(MessageError::MissingField(name)),
-            Some(value) => {
-                Fields::new(value).map_err(|_| MessageError::invalid(name, "must be an object"))
-            }
+            Some(value) => Fields::new(value).map_err(|_| MessageError::invalid(name, "must be an object")),
         }
     }
 
@@ -87,16 +71,13 @@ impl<'a> Fields<'a> {
     pub(crate) fn optional_integer(&self, name: &'static str) -> Result<Option<i64>, MessageError> {
         match self.map.get(name) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .map(Some)
-                .ok_or_else(|| MessageError::invalid(name, "must be an integer")),
+            Some(Value::Number(n)) => {
+                n.as_i64().map(Some).ok_or_else(|| MessageError::invalid(name, "must be an integer"))
+            }
             Some(Value::String(s)) if s.is_empty() => Ok(None),
-            Some(Value::String(s)) => s
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| MessageError::invalid(name, "must be an integer")),
+            Some(Value::String(s)) => {
+                s.trim().parse().map(Some).map_err(|_| MessageError::invalid(name, "must be an integer"))
+            }
             Some(_) => Err(MessageError::invalid(name, "must be an integer")),
         }
     }

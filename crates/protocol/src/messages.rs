@@ -28,10 +28,7 @@ pub enum MessageError {
 
 impl MessageError {
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        MessageError::InvalidField {
-            field,
-            reason: reason.into(),
-        }
+        MessageError::InvalidField { field, reason: reason.into() }
     }
 
     pub fn result_code(&self) -> ResultCode {
@@ -194,22 +191,16 @@ impl Request {
                 business_id: fields.id("businessId")?,
                 test,
             }),
-            "queryInstance" => Request::QueryInstance(QueryInstance {
-                instance_ids: parse_id_list(&fields)?,
-                test,
-            }),
+            "queryInstance" => {
+                Request::QueryInstance(QueryInstance { instance_ids: parse_id_list(&fields)?, test })
+            }
             "refreshInstance" => Request::RefreshInstance(parse_refresh(&fields, test)?),
             "updateInstanceStatus" => Request::UpdateInstanceStatus(UpdateInstanceStatus {
                 instance_id: fields.id("instanceId")?,
                 status: match fields.required("status", 32)?.as_str() {
                     "FREEZE" => StatusChange::Freeze,
                     "UNFREEZE" => StatusChange::Unfreeze,
-                    _ => {
-                        return Err(MessageError::invalid(
-                            "status",
-                            "must be FREEZE or UNFREEZE",
-                        ))
-                    }
+                    _ => return Err(MessageError::invalid("status", "must be FREEZE or UNFREEZE")),
                 },
                 test,
             }),
@@ -225,9 +216,7 @@ impl Request {
                 order_line_id: fields.id("orderLineId")?,
                 test,
             }),
-            "changeInstanceCheck" => {
-                Request::ChangeInstanceCheck(parse_change_check(&fields, test)?)
-            }
+            "changeInstanceCheck" => Request::ChangeInstanceCheck(parse_change_check(&fields, test)?),
             _ => return Err(MessageError::UnknownActivity(activity)),
         })
     }
@@ -288,8 +277,7 @@ impl Request {
                 "productId": r.product_info.product_id, "skuCode": r.product_info.sku_code,
                 "linearValue": r.product_info.linear_value, "productName": r.product_info.product_name}}),
         };
-        let map: &mut Map<String, Value> =
-            body.as_object_mut().expect("every body above is an object");
+        let map: &mut Map<String, Value> = body.as_object_mut().expect("every body above is an object");
         map.insert("activity".into(), self.activity().into());
         if self.is_test() {
             map.insert("testFlag".into(), "1".into());
@@ -304,25 +292,21 @@ fn parse_id_list(fields: &Fields<'_>) -> Result<Vec<InstanceId>, MessageError> {
     let text = fields.required("instanceId", usize::MAX)?;
     let mut ids: Vec<InstanceId> = Vec::new();
     for part in text.split(',').map(str::trim) {
-        let id = InstanceId::parse(part)
-            .map_err(|e| MessageError::invalid("instanceId", e.to_string()))?;
+        let id = InstanceId::parse(part).map_err(|e| MessageError::invalid("instanceId", e.to_string()))?;
         if !ids.contains(&id) {
             ids.push(id);
         }
     }
     if ids.len() > MAX_QUERY_IDS {
-        return Err(MessageError::invalid(
-            "instanceId",
-            "lists more than 100 ids",
-        ));
+        return Err(MessageError::invalid("instanceId", "lists more than 100 ids"));
     }
     Ok(ids)
 }
 
 fn parse_refresh(fields: &Fields<'_>, test: bool) -> Result<RefreshInstance, MessageError> {
     let expire_time = fields.required("expireTime", 20)?;
-    let expire_time_ms = parse_compact_utc(&expire_time)
-        .map_err(|e| MessageError::invalid("expireTime", e.to_string()))?;
+    let expire_time_ms =
+        parse_compact_utc(&expire_time).map_err(|e| MessageError::invalid("expireTime", e.to_string()))?;
     Ok(RefreshInstance {
         instance_id: fields.id("instanceId")?,
         order_id: fields.id("orderId")?,
@@ -335,10 +319,7 @@ fn parse_refresh(fields: &Fields<'_>, test: bool) -> Result<RefreshInstance, Mes
     })
 }
 
-fn parse_change_check(
-    fields: &Fields<'_>,
-    test: bool,
-) -> Result<ChangeInstanceCheck, MessageError> {
+fn parse_change_check(fields: &Fields<'_>, test: bool) -> Result<ChangeInstanceCheck, MessageError> {
     let product = fields.object("productInfo")?;
     Ok(ChangeInstanceCheck {
         instance_id: fields.id("instanceId")?,
@@ -383,10 +364,7 @@ impl AppInfo {
         }
         for (field, value, max) in limits {
             if value.is_some_and(|v| v.chars().count() > max) {
-                return Err(MessageError::invalid(
-                    field,
-                    "is longer than the documented maximum",
-                ));
+                return Err(MessageError::invalid(field, "is longer than the documented maximum"));
             }
         }
         Ok(())
@@ -440,13 +418,7 @@ impl CallbackResponse {
         if let Some((cut, _)) = result_msg.char_indices().nth(255) {
             result_msg.truncate(cut);
         }
-        Self {
-            result_code: code,
-            result_msg,
-            instance_id: None,
-            app_info: None,
-            info: None,
-        }
+        Self { result_code: code, result_msg, instance_id: None, app_info: None, info: None }
     }
 
     /// The exact bytes to send: compact JSON, non-ASCII escaped (§6.2 memo rule).
@@ -468,20 +440,13 @@ mod tests {
         let r = parse(
             r#"{"activity":"newInstance","orderId":"O","orderLineId":"O-1","businessId":123,"testFlag":1}"#,
         );
-        let Request::NewInstance(r) = r.unwrap() else {
-            panic!()
-        };
+        let Request::NewInstance(r) = r.unwrap() else { panic!() };
         assert_eq!((r.business_id.as_str(), r.test), ("123", true));
     }
 
     #[test]
     fn test_flag_zero_missing_or_empty_is_a_real_call() {
-        for flag in [
-            r#","testFlag":"0""#,
-            "",
-            r#","testFlag":"""#,
-            r#","testFlag":null"#,
-        ] {
+        for flag in [r#","testFlag":"0""#, "", r#","testFlag":"""#, r#","testFlag":null"#] {
             let body = format!(r#"{{"activity":"queryInstance","instanceId":"a"{flag}}}"#);
             assert!(!parse(&body).unwrap().is_test(), "{body}");
         }
@@ -494,13 +459,7 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(
-            q.instance_ids
-                .iter()
-                .map(|i| i.as_str())
-                .collect::<Vec<_>>(),
-            ["a", "b"]
-        );
+        assert_eq!(q.instance_ids.iter().map(|i| i.as_str()).collect::<Vec<_>>(), ["a", "b"]);
         let many: Vec<String> = (0..101).map(|i| format!("id{i}")).collect();
         let body = json!({"activity":"queryInstance","instanceId": many.join(",")});
         assert!(Request::from_value(&body).is_err());
@@ -511,19 +470,11 @@ mod tests {
     #[test]
     fn refresh_takes_both_expiry_lengths_and_keeps_unknown_scenes() {
         let body = r#"{"activity":"refreshInstance","expireTime":"20221124023618256","instanceId":"i","orderId":"o","orderLineId":"l","scene":"NEW_SCENE"}"#;
-        let Request::RefreshInstance(r) = parse(body).unwrap() else {
-            panic!()
-        };
+        let Request::RefreshInstance(r) = parse(body).unwrap() else { panic!() };
         assert_eq!(r.scene, RefreshScene::Other("NEW_SCENE".into()));
         assert_eq!(r.expire_time_ms, 1_669_257_378_256);
         let bad = body.replace("20221124023618256", "2022");
-        assert!(matches!(
-            parse(&bad),
-            Err(MessageError::InvalidField {
-                field: "expireTime",
-                ..
-            })
-        ));
+        assert!(matches!(parse(&bad), Err(MessageError::InvalidField { field: "expireTime", .. })));
     }
 
     #[test]
@@ -532,42 +483,31 @@ mod tests {
             parse(r#"{"activity":"expireInstance"}"#),
             Err(MessageError::UnknownActivity("expireInstance".into()))
         );
-        assert!(
-            parse(r#"{"activity":"updateInstanceStatus","instanceId":"i","status":"NORMAL"}"#)
-                .is_err()
-        );
-        assert_eq!(
-            parse(r#"{"orderId":"o"}"#),
-            Err(MessageError::MissingField("activity"))
-        );
+        assert!(parse(r#"{"activity":"updateInstanceStatus","instanceId":"i","status":"NORMAL"}"#).is_err());
+        assert_eq!(parse(r#"{"orderId":"o"}"#), Err(MessageError::MissingField("activity")));
     }
 
     #[test]
     fn over_long_ids_are_refused() {
-        let body = json!({"activity":"newInstance","orderId":"o".repeat(65),"orderLineId":"l","businessId":"b"});
+        let body =
+            json!({"activity":"newInstance","orderId":"o".repeat(65),"orderLineId":"l","businessId":"b"});
         assert!(matches!(
             Request::from_value(&body),
-            Err(MessageError::InvalidField {
-                field: "orderId",
-                ..
-            })
+            Err(MessageError::InvalidField { field: "orderId", .. })
         ));
     }
 
     #[test]
     fn change_check_reads_the_nested_product_with_a_string_linear_value() {
         let body = r#"{"activity":"changeInstanceCheck","instanceId":"i","productInfo":{"productId":"p","skuCode":"s","linearValue":"5","productName":"n"}}"#;
-        let Request::ChangeInstanceCheck(c) = parse(body).unwrap() else {
-            panic!()
-        };
+        let Request::ChangeInstanceCheck(c) = parse(body).unwrap() else { panic!() };
         assert_eq!(c.product_info.linear_value, Some(5));
         assert!(parse(r#"{"activity":"changeInstanceCheck","instanceId":"i"}"#).is_err());
     }
 
     #[test]
     fn to_value_round_trips_through_from_value() {
-        let body =
-            r#"{"activity":"releaseInstance","instanceId":"i","orderId":"o","testFlag":"1"}"#;
+        let body = r#"{"activity":"releaseInstance","instanceId":"i","orderId":"o","testFlag":"1"}"#;
         let request = parse(body).unwrap();
         assert_eq!(Request::from_value(&request.to_value()).unwrap(), request);
     }

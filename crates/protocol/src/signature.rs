@@ -53,10 +53,7 @@ pub struct TimeWindow {
 impl Default for TimeWindow {
     /// ±60 s, the documented window (spec §2.5).
     fn default() -> Self {
-        Self {
-            past_ms: 60_000,
-            future_ms: 60_000,
-        }
+        Self { past_ms: 60_000, future_ms: 60_000 }
     }
 }
 
@@ -161,15 +158,7 @@ impl<T> Verified<T> {
 /// `hex(HMAC(key, key ‖ nonce ‖ timestamp ‖ hex(HMAC(key, payload))))` in lower case (spec §2.3).
 pub fn sign_payload(key: &AccessKey, nonce: &str, timestamp: &str, payload: &[u8]) -> String {
     let inner = hex::encode(hmac(key, &[payload]));
-    hex::encode(hmac(
-        key,
-        &[
-            key.as_bytes(),
-            nonce.as_bytes(),
-            timestamp.as_bytes(),
-            inner.as_bytes(),
-        ],
-    ))
+    hex::encode(hmac(key, &[key.as_bytes(), nonce.as_bytes(), timestamp.as_bytes(), inner.as_bytes()]))
 }
 
 /// The query string KooGallery would append for this body: `signature=…&timestamp=…&nonce=…`, with the
@@ -184,8 +173,7 @@ pub fn signed_query(key: &AccessKey, nonce: &str, timestamp: &str, payload: &[u8
 }
 
 pub(crate) fn hmac(key: &AccessKey, parts: &[&[u8]]) -> [u8; 32] {
-    let mut mac =
-        HmacSha256::new_from_slice(key.as_bytes()).expect("HMAC accepts keys of any length");
+    let mut mac = HmacSha256::new_from_slice(key.as_bytes()).expect("HMAC accepts keys of any length");
     for part in parts {
         mac.update(part);
     }
@@ -199,11 +187,7 @@ pub fn parse_timestamp(text: &str) -> Result<i64, VerifyError> {
         return Err(VerifyError::InvalidTimestamp);
     }
     let value: i64 = text.parse().map_err(|_| VerifyError::InvalidTimestamp)?;
-    Ok(if text.len() <= 10 {
-        value * 1000
-    } else {
-        value
-    })
+    Ok(if text.len() <= 10 { value * 1000 } else { value })
 }
 
 /// Checks the request's authentication against `raw_body`, taking `now_ms` as the current time.
@@ -223,8 +207,8 @@ pub fn verify(
     let timestamp = params.timestamp.as_deref().filter(|s| !s.is_empty());
     let timestamp = timestamp.ok_or(VerifyError::MissingTimestamp)?;
     let nonce = params.nonce.as_deref().filter(|s| !s.is_empty());
-    let nonce = Nonce::parse(nonce.ok_or(VerifyError::MissingNonce)?)
-        .map_err(|_| VerifyError::InvalidNonce)?;
+    let nonce =
+        Nonce::parse(nonce.ok_or(VerifyError::MissingNonce)?).map_err(|_| VerifyError::InvalidNonce)?;
     let timestamp_ms = parse_timestamp(timestamp)?;
     let skew_ms = timestamp_ms - now_ms;
     if skew_ms > window.future_ms || -skew_ms > window.past_ms {
@@ -246,28 +230,18 @@ pub fn verify(
         }
         (value, MatchedForm::Canonical)
     };
-    Ok(Verified {
-        value,
-        nonce,
-        timestamp_ms,
-        matched,
-    })
+    Ok(Verified { value, nonce, timestamp_ms, matched })
 }
 
 fn parse_object(raw_body: &[u8]) -> Option<Value> {
-    serde_json::from_slice::<Value>(raw_body)
-        .ok()
-        .filter(Value::is_object)
+    serde_json::from_slice::<Value>(raw_body).ok().filter(Value::is_object)
 }
 
 /// Case-insensitive, constant-time comparison of hex signatures. Only the received value is lower-cased;
 /// the expected one is produced lower-case.
 fn signature_equals(expected_lower_hex: &str, received: &str) -> bool {
     let received = received.to_ascii_lowercase();
-    expected_lower_hex
-        .as_bytes()
-        .ct_eq(received.as_bytes())
-        .into()
+    expected_lower_hex.as_bytes().ct_eq(received.as_bytes()).into()
 }
 
 #[cfg(test)]
@@ -291,24 +265,15 @@ mod tests {
     fn query_parameters_are_percent_decoded_and_repeats_refused() {
         let p = SignatureParams::from_query("a=1&signature=AB&timestamp=12&nonce=x%2By").unwrap();
         assert_eq!(p, params("AB", "12", "x+y"));
-        assert_eq!(
-            SignatureParams::from_query("nonce=a&nonce=b"),
-            Err(VerifyError::RepeatedParameter)
-        );
+        assert_eq!(SignatureParams::from_query("nonce=a&nonce=b"), Err(VerifyError::RepeatedParameter));
     }
 
     #[test]
     fn ten_digit_timestamps_are_seconds() {
         assert_eq!(parse_timestamp("1680508066"), Ok(1_680_508_066_000));
         assert_eq!(parse_timestamp("1680508066618"), Ok(1_680_508_066_618));
-        assert_eq!(
-            parse_timestamp("16805080666180"),
-            Err(VerifyError::InvalidTimestamp)
-        );
-        assert_eq!(
-            parse_timestamp("-1680508066"),
-            Err(VerifyError::InvalidTimestamp)
-        );
+        assert_eq!(parse_timestamp("16805080666180"), Err(VerifyError::InvalidTimestamp));
+        assert_eq!(parse_timestamp("-1680508066"), Err(VerifyError::InvalidTimestamp));
         assert_eq!(parse_timestamp("1e10"), Err(VerifyError::InvalidTimestamp));
     }
 
@@ -317,21 +282,10 @@ mod tests {
         let key = AccessKey::from_text(KEY);
         let sig = sign_payload(&key, NONCE, TS, BODY.as_bytes());
         let ts: i64 = TS.parse().unwrap();
-        let check = |now| {
-            verify(
-                &key,
-                &params(&sig, TS, NONCE),
-                BODY.as_bytes(),
-                now,
-                TimeWindow::default(),
-            )
-        };
+        let check = |now| verify(&key, &params(&sig, TS, NONCE), BODY.as_bytes(), now, TimeWindow::default());
         assert!(check(ts + 60_000).is_ok());
         assert!(check(ts - 60_000).is_ok());
-        assert_eq!(
-            check(ts + 60_001).unwrap_err(),
-            VerifyError::TimestampOutsideWindow { skew_ms: -60_001 }
-        );
+        assert_eq!(check(ts + 60_001).unwrap_err(), VerifyError::TimestampOutsideWindow { skew_ms: -60_001 });
         assert!(check(ts - 60_001).is_err());
     }
 
@@ -345,23 +299,14 @@ mod tests {
         let mut p = params("ab", TS, NONCE);
         p.nonce = Some(String::new());
         let err = verify(&key, &p, b"{}", 0, TimeWindow::default()).unwrap_err();
-        assert_eq!(
-            (err.clone(), err.result_code()),
-            (VerifyError::MissingNonce, ResultCode::InvalidParam)
-        );
+        assert_eq!((err.clone(), err.result_code()), (VerifyError::MissingNonce, ResultCode::InvalidParam));
     }
 
     #[test]
     fn a_correctly_signed_non_object_body_is_malformed() {
         let key = AccessKey::from_text(KEY);
         let sig = sign_payload(&key, NONCE, TS, b"[1]");
-        let err = verify(
-            &key,
-            &params(&sig, TS, NONCE),
-            b"[1]",
-            1_680_508_066_618,
-            TimeWindow::default(),
-        );
+        let err = verify(&key, &params(&sig, TS, NONCE), b"[1]", 1_680_508_066_618, TimeWindow::default());
         assert_eq!(err.unwrap_err(), VerifyError::MalformedBody);
     }
 }

@@ -20,10 +20,7 @@ fn spec_2_7_first_vector_signs_to_the_published_value() {
     let nonce = "50D83FDECAED6CCD8EF597F2A577950527928BA287D04E6036E92B2806FD17DA";
     let key = AccessKey::from_text(KEY);
     let expected = "af31f002ec805322f028cca9c32effd5d9787ff3bab0a13dd3a7509e28244565";
-    assert_eq!(
-        sign_payload(&key, nonce, "1680508066618", body.as_bytes()),
-        expected
-    );
+    assert_eq!(sign_payload(&key, nonce, "1680508066618", body.as_bytes()), expected);
     // The platform sends upper case; the comparison ignores case.
     let verified = verify(
         &key,
@@ -43,26 +40,14 @@ fn spec_2_7_second_vector_matches_raw_and_canonical_forms() {
     let raw = r#"{"testFlag":"1", "instanceId":"10e758d0-31ad-4c4b-8f1b-81d03469a10e", "activity":"queryInstance"}"#;
     let raw_sig = "16ef573c0958d9c1f3c55c98c28f7adedbfb5a211ca90d164392162be1a1da7c";
     let canonical_sig = "f3fca93b7b6444aadf9e0dc3e780deaafb8d82e81302ee2e60c5ecbb877298c3";
-    assert_eq!(
-        sign_payload(&key, nonce, "1680508237508", raw.as_bytes()),
-        raw_sig
-    );
+    assert_eq!(sign_payload(&key, nonce, "1680508237508", raw.as_bytes()), raw_sig);
 
     let now = 1_680_508_237_508;
     let check = |sig: &str| {
-        verify(
-            &key,
-            &params(sig, "1680508237508", nonce),
-            raw.as_bytes(),
-            now,
-            TimeWindow::default(),
-        )
+        verify(&key, &params(sig, "1680508237508", nonce), raw.as_bytes(), now, TimeWindow::default())
     };
     assert_eq!(check(raw_sig).unwrap().matched(), MatchedForm::Raw);
-    assert_eq!(
-        check(canonical_sig).unwrap().matched(),
-        MatchedForm::Canonical
-    );
+    assert_eq!(check(canonical_sig).unwrap().matched(), MatchedForm::Canonical);
     assert!(check(&canonical_sig.replace('f', "e")).is_err());
 }
 

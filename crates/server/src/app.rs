@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::crypto::{CredentialCipher, CryptoError};
 use crate::http::{router, AppState};
+use crate::jobs::{JobRunner, PurgeHandler};
 use crate::provision::{Provisioner, TemplateProvisioner};
 use crate::saas::{Saas, SaasSettings};
 use crate::workers::Maintenance;
@@ -26,10 +27,7 @@ pub enum StartError {
     #[error(transparent)]
     Crypto(#[from] CryptoError),
     #[error("cannot listen on {addr}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
 }
 
 /// A built application: its router and the workers to run beside it.
@@ -37,6 +35,7 @@ pub struct App {
     pub router: Router,
     pub saas: Saas,
     pub maintenance: Maintenance,
+    pub jobs: JobRunner,
 }
 
 impl App {
@@ -51,11 +50,7 @@ impl App {
         config.check_serve()?;
         let template =
             TemplateProvisioner::from_config(config).expect("check_serve requires a front-end URL");
-        let cipher = config
-            .master_key
-            .as_ref()
-            .map(CredentialCipher::from_base64_key)
-            .transpose()?;
+        let cipher = config.master_key.as_ref().map(CredentialCipher::from_base64_key).transpose()?;
         let provisioner: Arc<dyn Provisioner> = Arc::new(template.clone());
         let saas = Saas::new(
             store.clone(),
@@ -73,12 +68,10 @@ impl App {
             metrics,
         };
         let router = router(state, &config.produce_path);
-        let maintenance = Maintenance::new(store, clock, config.maintenance_interval);
-        Ok(Self {
-            router,
-            saas,
-            maintenance,
-        })
+        let maintenance = Maintenance::new(store.clone(), clock.clone(), config.maintenance_interval);
+        let jobs = JobRunner::new(store.clone(), clock, config.job_lease, config.job_poll_interval)
+            .with_handler(Arc::new(PurgeHandler { store }));
+        Ok(Self { router, saas, maintenance, jobs })
     }
 }
 
@@ -92,15 +85,10 @@ pub async fn open_store(config: &Config) -> Result<Store, StartError> {
 }
 
 /// Serves `app` on `listener` until `shutdown` is cancelled, then finishes in-flight requests.
-pub async fn serve(
-    app: App,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
+pub async fn serve(app: App, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
     let worker = tokio::spawn(app.maintenance.run(shutdown.clone()));
-    let result = axum::serve(listener, app.router)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    let result =
+        axum::serve(listener, app.router).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await;
     shutdown.cancel();
     let _ = worker.await;
     result
@@ -108,7 +96,5 @@ pub async fn serve(
 
 /// Binds the configured address.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })
+    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
 }

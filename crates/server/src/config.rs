@@ -111,6 +111,13 @@ pub struct Config {
     /// How often the housekeeping worker runs.
     #[serde(with = "humantime_serde")]
     pub maintenance_interval: Duration,
+    /// How long a claimed background job is reserved for its replica; a crashed replica's jobs are
+    /// taken over after this.
+    #[serde(with = "humantime_serde")]
+    pub job_lease: Duration,
+    /// How often an idle replica looks for due jobs.
+    #[serde(with = "humantime_serde")]
+    pub job_poll_interval: Duration,
 
     /// `KOOGATE_LOG`: a tracing filter such as `info` or `koogate_server=debug`.
     pub log: String,
@@ -157,6 +164,8 @@ impl Default for Config {
             change_check_reject_code: "000005".into(),
             release_retention: Duration::from_secs(30 * 24 * 3600),
             maintenance_interval: Duration::from_secs(60),
+            job_lease: Duration::from_secs(300),
+            job_poll_interval: Duration::from_secs(1),
             log: "info".into(),
             log_format: LogFormat::Text,
             metrics: true,
@@ -172,10 +181,7 @@ pub enum ConfigError {
     #[error("configuration: {0}")]
     Figment(#[from] Box<figment::Error>),
     #[error("configuration: cannot read {path}: {source}")]
-    ReadFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    ReadFile { path: PathBuf, source: std::io::Error },
 }
 
 impl Config {
@@ -220,9 +226,7 @@ impl Config {
         koogate_store::DatabaseUrl::parse(self.database_url.expose_secret())
             .map_err(|e| ConfigError::Invalid(format!("KOOGATE_DATABASE_URL: {e}")))?;
         if !self.produce_path.starts_with('/') {
-            return Err(invalid(
-                "KOOGATE_PRODUCE_PATH must start with '/', for example /saasproduce",
-            ));
+            return Err(invalid("KOOGATE_PRODUCE_PATH must start with '/', for example /saasproduce"));
         }
         if self.nonce_ttl < self.timestamp_window * 2 {
             return Err(invalid(
@@ -251,11 +255,7 @@ impl Config {
 
     /// The access key, or an error that says what to set. `serve` and `sign` need it.
     pub fn access_key(&self) -> Result<AccessKey, ConfigError> {
-        let text = self
-            .access_key
-            .as_ref()
-            .map(|k| k.expose_secret().to_owned())
-            .unwrap_or_default();
+        let text = self.access_key.as_ref().map(|k| k.expose_secret().to_owned()).unwrap_or_default();
         if text.trim().is_empty() {
             return Err(invalid(
                 "KOOGATE_ACCESS_KEY is not set: set it (or KOOGATE_ACCESS_KEY_FILE) to the access key bound \
@@ -311,14 +311,10 @@ fn read_secret_files() -> Result<Vec<(&'static str, String)>, ConfigError> {
             continue;
         };
         if std::env::var_os(format!("KOOGATE_{upper}")).is_some() {
-            return Err(invalid(format!(
-                "set either KOOGATE_{upper} or KOOGATE_{upper}_FILE, not both"
-            )));
+            return Err(invalid(format!("set either KOOGATE_{upper} or KOOGATE_{upper}_FILE, not both")));
         }
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::ReadFile {
-            path: PathBuf::from(&path),
-            source,
-        })?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|source| ConfigError::ReadFile { path: PathBuf::from(&path), source })?;
         found.push((name, text.trim_end_matches(['\r', '\n']).to_owned()));
     }
     Ok(found)
@@ -335,10 +331,7 @@ mod tests {
     fn environment_overrides_file_which_overrides_defaults() {
         Jail::expect_with(|jail| {
             jail.clear_env();
-            jail.create_file(
-                "k.toml",
-                "listen = \"0.0.0.0:9000\"\nproduce_path = \"/file\"",
-            )?;
+            jail.create_file("k.toml", "listen = \"0.0.0.0:9000\"\nproduce_path = \"/file\"")?;
             jail.set_env("KOOGATE_PRODUCE_PATH", "/env");
             jail.set_env("KOOGATE_RELEASE_RETENTION", "2d");
             let config = Config::load(Some(Path::new("k.toml"))).unwrap();
@@ -388,20 +381,14 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.clear_env();
             jail.set_env("KOOGATE_DATABASE_URL", "postgress://localhost/k");
-            assert!(Config::load(None)
-                .unwrap_err()
-                .to_string()
-                .contains("KOOGATE_DATABASE_URL"));
+            assert!(Config::load(None).unwrap_err().to_string().contains("KOOGATE_DATABASE_URL"));
             Ok(())
         });
     }
 
     #[test]
     fn debug_output_hides_secrets() {
-        let config = Config {
-            access_key: Some(SecretString::from("topsecret")),
-            ..Config::default()
-        };
+        let config = Config { access_key: Some(SecretString::from("topsecret")), ..Config::default() };
         assert!(!format!("{config:?}").contains("topsecret"));
     }
 }

@@ -40,9 +40,7 @@ impl CredentialCipher {
         if bytes.len() != 32 {
             return Err(CryptoError::BadMasterKey);
         }
-        Ok(Self {
-            cipher: ChaCha20Poly1305::new(Key::from_slice(&bytes)),
-        })
+        Ok(Self { cipher: ChaCha20Poly1305::new(Key::from_slice(&bytes)) })
     }
 
     /// `version ‖ nonce ‖ ciphertext+tag`, with a fresh random nonce each time.
@@ -64,13 +62,9 @@ impl CredentialCipher {
             return Err(CryptoError::Decrypt);
         }
         let (nonce, sealed) = stored[1..].split_at(NONCE_LEN);
-        let plain = self
-            .cipher
-            .decrypt(Nonce::from_slice(nonce), sealed)
-            .map_err(|_| CryptoError::Decrypt)?;
-        String::from_utf8(plain)
-            .map(SecretString::from)
-            .map_err(|_| CryptoError::Decrypt)
+        let plain =
+            self.cipher.decrypt(Nonce::from_slice(nonce), sealed).map_err(|_| CryptoError::Decrypt)?;
+        String::from_utf8(plain).map(SecretString::from).map_err(|_| CryptoError::Decrypt)
     }
 }
 

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod http;
+pub mod jobs;
 pub mod provision;
 pub mod saas;
 pub mod workers;

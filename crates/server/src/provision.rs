@@ -42,10 +42,7 @@ pub struct ProvisionError {
 
 #[async_trait]
 pub trait Provisioner: Send + Sync + 'static {
-    async fn provision(
-        &self,
-        request: &ProvisionRequest,
-    ) -> Result<ProvisionOutcome, ProvisionError>;
+    async fn provision(&self, request: &ProvisionRequest) -> Result<ProvisionOutcome, ProvisionError>;
 }
 
 /// Fills URL and account templates, substituting `{instance_id}`, and completes at once. With an admin
@@ -84,10 +81,7 @@ impl TemplateProvisioner {
 
 #[async_trait]
 impl Provisioner for TemplateProvisioner {
-    async fn provision(
-        &self,
-        request: &ProvisionRequest,
-    ) -> Result<ProvisionOutcome, ProvisionError> {
+    async fn provision(&self, request: &ProvisionRequest) -> Result<ProvisionOutcome, ProvisionError> {
         let instance_id = request.instance_id.as_str();
         let mut app = self.public_app_info(instance_id);
         if let Some(user) = &self.admin_user_name {
@@ -123,8 +117,7 @@ mod tests {
             admin_user_name: Some("admin-{instance_id}".into()),
             memo: None,
         };
-        let ProvisionOutcome::Ready(app) = provisioner.provision(&request("i1")).await.unwrap()
-        else {
+        let ProvisionOutcome::Ready(app) = provisioner.provision(&request("i1")).await.unwrap() else {
             panic!("the template provisioner completes at once")
         };
         assert_eq!(app.front_end_url, "https://app/i1");

@@ -1,7 +1,8 @@
-//! Background housekeeping: erase released instances past their retention and forget expired nonces.
+//! Background housekeeping: forget expired nonces.
 //!
-//! Each pass is a pair of set-based statements that are safe to run on several replicas at once, so no
-//! lease is needed. Tests call [`Maintenance::run_once`] directly instead of waiting for the timer.
+//! A pass is one set-based, idempotent statement, safe on several replicas at once, so it needs no lease
+//! (per-instance work such as purging goes through the job queue instead). Tests call
+//! [`Maintenance::run_once`] directly instead of waiting for the timer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,6 @@ use crate::clock::Clock;
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MaintenanceReport {
-    pub purged_instances: usize,
     pub expired_nonces: u64,
 }
 
@@ -27,24 +27,12 @@ pub struct Maintenance {
 
 impl Maintenance {
     pub fn new(store: Store, clock: Arc<dyn Clock>, interval: Duration) -> Self {
-        Self {
-            store,
-            clock,
-            interval,
-        }
+        Self { store, clock, interval }
     }
 
     pub async fn run_once(&self) -> Result<MaintenanceReport, StoreError> {
-        let now = self.clock.now_ms();
-        let purged = self.store.purge_released(now).await?;
-        for id in &purged {
-            tracing::info!(instance_id = %id, "released instance purged after retention");
-        }
-        let expired_nonces = self.store.delete_expired_nonces(now).await?;
-        Ok(MaintenanceReport {
-            purged_instances: purged.len(),
-            expired_nonces,
-        })
+        let expired_nonces = self.store.delete_expired_nonces(self.clock.now_ms()).await?;
+        Ok(MaintenanceReport { expired_nonces })
     }
 
     /// Runs a pass every interval until `shutdown` is cancelled. A failed pass is logged and retried

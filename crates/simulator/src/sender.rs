@@ -64,9 +64,7 @@ impl CallbackReply {
 
     /// Whether the `Body-Sign` header is present and matches the body under `key`.
     pub fn body_sign_valid(&self, key: &AccessKey) -> bool {
-        self.body_sign
-            .as_deref()
-            .is_some_and(|header| body_sign::verify(key, header, &self.body).is_ok())
+        self.body_sign.as_deref().is_some_and(|header| body_sign::verify(key, header, &self.body).is_ok())
     }
 }
 
@@ -86,12 +84,7 @@ impl CallbackSender {
             .timeout(Duration::from_secs(20))
             .build()
             .expect("building an HTTP client with default TLS settings cannot fail");
-        Self {
-            client,
-            target: target.into(),
-            key,
-            now_ms: Arc::new(system_now_ms),
-        }
+        Self { client, target: target.into(), key, now_ms: Arc::new(system_now_ms) }
     }
 
     /// Uses `now_ms` for timestamps, e.g. a test's manual clock.
@@ -106,25 +99,16 @@ impl CallbackSender {
 
     /// Sends a typed request with its body in canonical form, as the platform does.
     pub async fn send(&self, request: &Request) -> Result<CallbackReply, SendError> {
-        self.send_body(&canonical_bytes(&request.to_value()), &Tamper::default())
-            .await
+        self.send_body(&canonical_bytes(&request.to_value()), &Tamper::default()).await
     }
 
     /// Sends a JSON value in canonical form.
-    pub async fn send_value(
-        &self,
-        body: &Value,
-        tamper: &Tamper,
-    ) -> Result<CallbackReply, SendError> {
+    pub async fn send_value(&self, body: &Value, tamper: &Tamper) -> Result<CallbackReply, SendError> {
         self.send_body(&canonical_bytes(body), tamper).await
     }
 
     /// Sends exactly these body bytes, signed over themselves (unless tampered with).
-    pub async fn send_body(
-        &self,
-        body: &[u8],
-        tamper: &Tamper,
-    ) -> Result<CallbackReply, SendError> {
+    pub async fn send_body(&self, body: &[u8], tamper: &Tamper) -> Result<CallbackReply, SendError> {
         let url = self.signed_url(body, tamper);
         let response = self
             .client
@@ -134,40 +118,23 @@ impl CallbackSender {
             .body(body.to_vec())
             .send()
             .await?;
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
+        let header =
+            |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let status = response.status().as_u16();
         let content_type = header("content-type");
         let body_sign = header(body_sign::HEADER_NAME);
         let body = response.bytes().await?.to_vec();
-        Ok(CallbackReply {
-            status,
-            content_type,
-            body_sign,
-            body,
-            nonce: url.nonce,
-        })
+        Ok(CallbackReply { status, content_type, body_sign, body, nonce: url.nonce })
     }
 
     /// The full URL a call with this body would go to; for `koogate sign` and hand testing.
     pub fn signed_url(&self, body: &[u8], tamper: &Tamper) -> SignedUrl {
-        let timestamp = tamper
-            .timestamp
-            .clone()
-            .unwrap_or_else(|| (self.now_ms)().to_string());
+        let timestamp = tamper.timestamp.clone().unwrap_or_else(|| (self.now_ms)().to_string());
         let nonce = tamper.nonce.clone().unwrap_or_else(random_nonce);
         let query = signed_query(&self.key, &nonce, &timestamp, body);
         let query = apply_tamper(query, tamper);
         let separator = if self.target.contains('?') { '&' } else { '?' };
-        SignedUrl {
-            url: format!("{}{separator}{query}", self.target),
-            nonce,
-        }
+        SignedUrl { url: format!("{}{separator}{query}", self.target), nonce }
     }
 }
 
@@ -205,9 +172,7 @@ pub fn random_nonce() -> String {
 }
 
 fn system_now_ms() -> i64 {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -218,16 +183,9 @@ mod tests {
     #[test]
     fn tampering_drops_or_replaces_parameters() {
         let sender = CallbackSender::new("http://h/p", AccessKey::from_text("k"));
-        let tamper = Tamper {
-            signature: Some("00".into()),
-            omit_nonce: true,
-            ..Tamper::default()
-        };
+        let tamper = Tamper { signature: Some("00".into()), omit_nonce: true, ..Tamper::default() };
         let url = sender.signed_url(b"{}", &tamper).url;
-        assert!(
-            url.starts_with("http://h/p?signature=00&timestamp="),
-            "{url}"
-        );
+        assert!(url.starts_with("http://h/p?signature=00&timestamp="), "{url}");
         assert!(!url.contains("nonce="));
     }
 
@@ -235,8 +193,6 @@ mod tests {
     fn nonces_look_like_the_platforms() {
         let nonce = random_nonce();
         assert_eq!(nonce.len(), 64);
-        assert!(nonce
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase()));
+        assert!(nonce.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase()));
     }
 }

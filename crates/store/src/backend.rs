@@ -43,10 +43,7 @@ impl DatabaseUrl {
                 redact_url(url)
             )));
         };
-        Ok(Self {
-            backend,
-            url: url.to_owned(),
-        })
+        Ok(Self { backend, url: url.to_owned() })
     }
 
     pub fn backend(&self) -> Backend {
@@ -163,9 +160,7 @@ impl Store {
     /// Succeeds when the database answers a trivial query.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match &self.pools {
-            Pools::Sqlite { writer, .. } => {
-                sqlx::query("SELECT 1").execute(writer).await.map(|_| ())?
-            }
+            Pools::Sqlite { writer, .. } => sqlx::query("SELECT 1").execute(writer).await.map(|_| ())?,
             Pools::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ())?,
         };
         Ok(())
@@ -197,16 +192,8 @@ async fn connect_sqlite(url: &str, settings: &PoolSettings) -> Result<Pools, Sto
         .min_connections(if in_memory { 1 } else { 0 })
         .acquire_timeout(settings.acquire_timeout)
         // An in-memory database lives only as long as its connection.
-        .idle_timeout(if in_memory {
-            None
-        } else {
-            Some(Duration::from_secs(600))
-        })
-        .max_lifetime(if in_memory {
-            None
-        } else {
-            Some(Duration::from_secs(1800))
-        })
+        .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
+        .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(1800)) })
         .connect_with(options.clone())
         .await?;
     let reader = if in_memory {
@@ -241,31 +228,16 @@ mod tests {
 
     #[test]
     fn typos_in_the_scheme_are_refused() {
-        for bad in [
-            "postgress://x/y",
-            "sqlite3://a.db",
-            "koogate.db",
-            "mysql://x",
-            "",
-        ] {
+        for bad in ["postgress://x/y", "sqlite3://a.db", "koogate.db", "mysql://x", ""] {
             assert!(DatabaseUrl::parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(
-            DatabaseUrl::parse("sqlite://k.db").unwrap().backend(),
-            Backend::Sqlite
-        );
-        assert_eq!(
-            DatabaseUrl::parse("postgresql://u@h/d").unwrap().backend(),
-            Backend::Postgres
-        );
+        assert_eq!(DatabaseUrl::parse("sqlite://k.db").unwrap().backend(), Backend::Sqlite);
+        assert_eq!(DatabaseUrl::parse("postgresql://u@h/d").unwrap().backend(), Backend::Postgres);
     }
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(
-            redact_url("postgres://u:secret@h/d"),
-            "postgres://u:[REDACTED]@h/d"
-        );
+        assert_eq!(redact_url("postgres://u:secret@h/d"), "postgres://u:[REDACTED]@h/d");
         let url = DatabaseUrl::parse("postgres://u:secret@h/d").unwrap();
         assert!(!format!("{url:?}").contains("secret"));
     }

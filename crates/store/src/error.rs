@@ -51,8 +51,7 @@ fn is_unavailable(error: &sqlx::Error) -> bool {
             let code = db.code().unwrap_or_default();
             let code = code.as_ref();
             // SQLSTATEs always have five characters; SQLite's numeric codes never do.
-            let sqlite_busy =
-                code.len() < 5 && code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+            let sqlite_busy = code.len() < 5 && code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
             sqlite_busy || code.starts_with("08") || code.starts_with("57P") || code == "53300"
         }
         _ => false,

@@ -4,8 +4,12 @@
 //! `ON CONFLICT`, `RETURNING`); only the migrations are per backend. Idempotency is enforced by unique
 //! keys, never by read-then-insert. The store knows no HTTP and holds no business rules beyond integrity.
 
+#[macro_use]
+mod dispatch;
+
 mod backend;
 mod error;
+mod jobs;
 mod maintenance;
 mod model;
 #[cfg(feature = "testing")]
@@ -14,8 +18,8 @@ mod tx;
 
 pub use backend::{Backend, DatabaseUrl, PoolSettings, Store};
 pub use error::StoreError;
+pub use jobs::{Job, NewJob};
 pub use model::{
-    CallbackQuery, CallbackRecord, Change, Instance, InstanceStatus, NewInstanceRecord,
-    StoredAppInfo,
+    CallbackQuery, CallbackRecord, Change, Instance, InstanceStatus, NewInstanceRecord, StoredAppInfo,
 };
 pub use tx::Tx;

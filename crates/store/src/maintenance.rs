@@ -1,36 +1,18 @@
 //! Reads outside a callback transaction and the housekeeping the background workers run.
 //!
-//! Every statement here is set-based and idempotent, so several replicas may run the same worker at the
-//! same moment without doing anything twice.
+//! Every write here is idempotent, so a repeated or concurrent run on several replicas does nothing twice.
 
 use koogate_protocol::ids::InstanceId;
 
-use crate::backend::{Pools, Store};
+use crate::backend::Store;
 use crate::error::StoreError;
 use crate::model::{CallbackQuery, CallbackRecord, Instance, InstanceRow, INSTANCE_COLUMNS};
-
-/// Runs `$body` with `$pool` bound to the pool for the given access, whichever backend it is.
-macro_rules! on_pool {
-    ($store:expr, $access:ident, $pool:ident => $body:expr) => {
-        match &$store.pools {
-            Pools::Sqlite { writer, reader } => {
-                let $pool = if on_pool!(@writes $access) { writer } else { reader };
-                $body
-            }
-            Pools::Postgres(pool) => {
-                let $pool = pool;
-                $body
-            }
-        }
-    };
-    (@writes write) => { true };
-    (@writes read) => { false };
-}
 
 impl Store {
     pub async fn instance(&self, id: &InstanceId) -> Result<Option<Instance>, StoreError> {
         let sql = format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id = $1");
-        let row: Option<InstanceRow> = on_pool!(self, read, p => sqlx::query_as(&sql).bind(id.as_str()).fetch_optional(p).await?);
+        let row: Option<InstanceRow> =
+            on_pool!(self, read, p => sqlx::query_as(&sql).bind(id.as_str()).fetch_optional(p).await?);
         row.map(Instance::try_from).transpose()
     }
 
@@ -40,17 +22,13 @@ impl Store {
         order_id: &str,
         order_line_id: &str,
     ) -> Result<i64, StoreError> {
-        const SQL: &str =
-            "SELECT COUNT(*) FROM instances WHERE order_id = $1 AND order_line_id = $2";
+        const SQL: &str = "SELECT COUNT(*) FROM instances WHERE order_id = $1 AND order_line_id = $2";
         let count: i64 = on_pool!(self, read, p => sqlx::query_scalar(SQL).bind(order_id).bind(order_line_id).fetch_one(p).await?);
         Ok(count)
     }
 
     /// Audit-log entries, newest first.
-    pub async fn callbacks(
-        &self,
-        query: &CallbackQuery,
-    ) -> Result<Vec<CallbackRecord>, StoreError> {
+    pub async fn callbacks(&self, query: &CallbackQuery) -> Result<Vec<CallbackRecord>, StoreError> {
         const SQL: &str = "SELECT id, received_at_ms, interface, activity, instance_id, order_id, test, \
             raw_query, raw_body, verification, nonce, result_code, result_msg, response_body, latency_us \
             FROM callbacks WHERE ($1 IS NULL OR instance_id = $1) ORDER BY id DESC LIMIT $2";
@@ -71,23 +49,21 @@ impl Store {
         Ok(id)
     }
 
-    /// Erases the app data of released instances whose retention has passed. The row itself stays
-    /// (status `purged`) so the order line keeps its one instance id forever.
-    pub async fn purge_released(&self, now_ms: i64) -> Result<Vec<InstanceId>, StoreError> {
+    /// Erases the app data of a released instance. The row itself stays (status `purged`) so the order
+    /// line keeps its one instance id for ever. `false` if the instance is not (or no longer) released.
+    pub async fn purge_instance(&self, id: &InstanceId, now_ms: i64) -> Result<bool, StoreError> {
         const SQL: &str = "UPDATE instances SET status = 'purged', front_end_url = NULL, admin_url = NULL, \
-            user_name = NULL, password_enc = NULL, memo = NULL, purge_after_ms = NULL, updated_at_ms = $1 \
-            WHERE status = 'released' AND purge_after_ms <= $1 RETURNING instance_id";
-        let ids: Vec<String> =
-            on_pool!(self, write, p => sqlx::query_scalar(SQL).bind(now_ms).fetch_all(p).await?);
-        ids.iter()
-            .map(|id| InstanceId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .collect()
+            user_name = NULL, password_enc = NULL, memo = NULL, purge_after_ms = NULL, updated_at_ms = $2 \
+            WHERE instance_id = $1 AND status = 'released'";
+        let rows = on_pool!(self, write, p => sqlx::query(SQL).bind(id.as_str()).bind(now_ms).execute(p).await?.rows_affected());
+        Ok(rows == 1)
     }
 
     /// Forgets nonces whose lifetime has passed.
     pub async fn delete_expired_nonces(&self, now_ms: i64) -> Result<u64, StoreError> {
         const SQL: &str = "DELETE FROM nonces WHERE expires_at_ms < $1";
-        let rows = on_pool!(self, write, p => sqlx::query(SQL).bind(now_ms).execute(p).await?.rows_affected());
+        let rows =
+            on_pool!(self, write, p => sqlx::query(SQL).bind(now_ms).execute(p).await?.rows_affected());
         Ok(rows)
     }
 }

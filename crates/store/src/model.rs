@@ -67,10 +67,7 @@ impl std::fmt::Debug for StoredAppInfo {
             .field("front_end_url", &self.front_end_url)
             .field("admin_url", &self.admin_url)
             .field("user_name", &self.user_name)
-            .field(
-                "password_enc",
-                &self.password_enc.as_ref().map(|_| "[ENCRYPTED]"),
-            )
+            .field("password_enc", &self.password_enc.as_ref().map(|_| "[ENCRYPTED]"))
             .field("memo", &self.memo)
             .finish()
     }
@@ -126,8 +123,7 @@ impl TryFrom<InstanceRow> for Instance {
     type Error = StoreError;
 
     fn try_from(row: InstanceRow) -> Result<Self, StoreError> {
-        let corrupt =
-            |what: &str| StoreError::Corrupt(format!("instance {}: {what}", row.instance_id));
+        let corrupt = |what: &str| StoreError::Corrupt(format!("instance {}: {what}", row.instance_id));
         let app_info = row.front_end_url.map(|front_end_url| StoredAppInfo {
             front_end_url,
             admin_url: row.admin_url,
@@ -136,8 +132,7 @@ impl TryFrom<InstanceRow> for Instance {
             memo: row.memo,
         });
         Ok(Instance {
-            instance_id: InstanceId::parse(&row.instance_id)
-                .map_err(|_| corrupt("bad instance id"))?,
+            instance_id: InstanceId::parse(&row.instance_id).map_err(|_| corrupt("bad instance id"))?,
             order_id: OrderId::parse(&row.order_id).map_err(|_| corrupt("bad order id"))?,
             order_line_id: OrderLineId::parse(&row.order_line_id)
                 .map_err(|_| corrupt("bad order line id"))?,

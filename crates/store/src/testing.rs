@@ -28,8 +28,7 @@ pub fn test_backend() -> Backend {
 }
 
 fn pg_server() -> String {
-    std::env::var("KOOGATE_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("KOOGATE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 impl TestDatabase {
@@ -43,12 +42,8 @@ impl TestDatabase {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("creating a temporary directory");
                 let path: PathBuf = dir.path().join("koogate.db");
-                let url =
-                    DatabaseUrl::parse(&format!("sqlite://{}", path.display())).expect("valid URL");
-                Self {
-                    url,
-                    cleanup: Cleanup::Sqlite(dir),
-                }
+                let url = DatabaseUrl::parse(&format!("sqlite://{}", path.display())).expect("valid URL");
+                Self { url, cleanup: Cleanup::Sqlite(dir) }
             }
             Backend::Postgres => {
                 let server = pg_server();
@@ -62,10 +57,7 @@ impl TestDatabase {
                     .expect("creating a test database");
                 let _ = admin.close().await;
                 let url = DatabaseUrl::parse(&format!("{server}/{name}")).expect("valid URL");
-                Self {
-                    url,
-                    cleanup: Cleanup::Postgres { server, name },
-                }
+                Self { url, cleanup: Cleanup::Postgres { server, name } }
             }
         }
     }
@@ -84,9 +76,7 @@ impl Drop for TestDatabase {
         // Drop runs inside the test's runtime, which cannot be blocked on; a helper thread with its own
         // runtime drops the database, forcing off connections the test left open.
         let result = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async move {
                 let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres")).await?;
                 sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -98,10 +88,7 @@ impl Drop for TestDatabase {
         })
         .join();
         if !matches!(result, Ok(Ok(()))) {
-            eprintln!(
-                "warning: could not drop the test database {}",
-                self.url.as_str()
-            );
+            eprintln!("warning: could not drop the test database {}", self.url.as_str());
         }
     }
 }

@@ -6,35 +6,18 @@ use sqlx::{Postgres, QueryBuilder, Sqlite, Transaction};
 use crate::backend::Pools;
 use crate::error::StoreError;
 use crate::model::{
-    CallbackRecord, Change, Instance, InstanceRow, InstanceStatus, NewInstanceRecord,
-    StoredAppInfo, INSTANCE_COLUMNS,
+    CallbackRecord, Change, Instance, InstanceRow, InstanceStatus, NewInstanceRecord, StoredAppInfo,
+    INSTANCE_COLUMNS,
 };
 
-/// Runs `$body` with `$conn` bound to the transaction's connection, whichever backend it is. The body
-/// is written once and type-checked once per backend, so the SQL text is shared.
-macro_rules! on_conn {
-    ($tx:expr, $conn:ident => $body:expr) => {
-        match &mut $tx.inner {
-            TxInner::Sqlite(t) => {
-                let $conn = &mut **t;
-                $body
-            }
-            TxInner::Postgres(t) => {
-                let $conn = &mut **t;
-                $body
-            }
-        }
-    };
-}
-
-enum TxInner {
+pub(crate) enum TxInner {
     Sqlite(Transaction<'static, Sqlite>),
     Postgres(Transaction<'static, Postgres>),
 }
 
 /// An open transaction. Dropping it without [`Tx::commit`] rolls everything back.
 pub struct Tx {
-    inner: TxInner,
+    pub(crate) inner: TxInner,
 }
 
 impl Tx {
@@ -70,8 +53,7 @@ impl Tx {
     /// Inserts the instance unless one exists for its order line (or its id is taken); `true` when
     /// this call created it. Concurrent duplicates are resolved by the unique keys, not by a prior read.
     pub async fn insert_instance(&mut self, new: &NewInstanceRecord) -> Result<bool, StoreError> {
-        const SQL: &str =
-            "INSERT INTO instances (instance_id, order_id, order_line_id, test, status, \
+        const SQL: &str = "INSERT INTO instances (instance_id, order_id, order_line_id, test, status, \
                            created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $6) \
                            ON CONFLICT DO NOTHING";
         let rows = on_conn!(self, c => sqlx::query(SQL)
@@ -137,8 +119,7 @@ impl Tx {
         app: &StoredAppInfo,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        const SQL: &str =
-            "UPDATE instances SET front_end_url = $2, admin_url = $3, user_name = $4, \
+        const SQL: &str = "UPDATE instances SET front_end_url = $2, admin_url = $3, user_name = $4, \
             password_enc = $5, memo = $6, provision_error = NULL, updated_at_ms = $7, \
             status = CASE WHEN status IN ('provisioning', 'failed') THEN 'active' ELSE status END \
             WHERE instance_id = $1";
@@ -170,11 +151,7 @@ impl Tx {
     }
 
     /// Moves a failed instance back to provisioning, for a resent `newInstance` to try again.
-    pub async fn retry_provisioning(
-        &mut self,
-        id: &InstanceId,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
+    pub async fn retry_provisioning(&mut self, id: &InstanceId, now_ms: i64) -> Result<(), StoreError> {
         const SQL: &str = "UPDATE instances SET status = 'provisioning', updated_at_ms = $2 \
             WHERE instance_id = $1 AND status = 'failed'";
         on_conn!(self, c => sqlx::query(SQL).bind(id.as_str()).bind(now_ms).execute(c).await.map(|_| ())?);
@@ -183,8 +160,7 @@ impl Tx {
 
     /// Remembers a change by its idempotency key; `false` when the same change was applied before.
     pub async fn record_change(&mut self, change: &Change) -> Result<bool, StoreError> {
-        const SQL: &str =
-            "INSERT INTO instance_changes (instance_id, kind, order_id, order_line_id, scene, \
+        const SQL: &str = "INSERT INTO instance_changes (instance_id, kind, order_id, order_line_id, scene, \
             expire_time_ms, product_id, applied_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
             ON CONFLICT DO NOTHING";
         let rows = on_conn!(self, c => sqlx::query(SQL)
@@ -232,8 +208,7 @@ impl Tx {
         status: InstanceStatus,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        const SQL: &str =
-            "UPDATE instances SET status = $2, updated_at_ms = $3 WHERE instance_id = $1";
+        const SQL: &str = "UPDATE instances SET status = $2, updated_at_ms = $3 WHERE instance_id = $1";
         on_conn!(self, c => sqlx::query(SQL).bind(id.as_str()).bind(status.as_str()).bind(now_ms).execute(c).await.map(|_| ())?);
         Ok(())
     }

@@ -4,15 +4,13 @@
 use koogate_protocol::ids::{InstanceId, OrderId, OrderLineId};
 use koogate_store::testing::TestDatabase;
 use koogate_store::{
-    Backend, CallbackQuery, CallbackRecord, Change, InstanceStatus, NewInstanceRecord,
-    PoolSettings, Store, StoredAppInfo,
+    Backend, CallbackQuery, CallbackRecord, Change, InstanceStatus, NewInstanceRecord, NewJob, PoolSettings,
+    Store, StoredAppInfo,
 };
 
 async fn fresh() -> (Store, TestDatabase) {
     let db = TestDatabase::create().await;
-    let store = Store::connect(db.url(), &PoolSettings::default())
-        .await
-        .unwrap();
+    let store = Store::connect(db.url(), &PoolSettings::default()).await.unwrap();
     store.migrate().await.unwrap();
     (store, db)
 }
@@ -44,33 +42,17 @@ async fn migrating_twice_is_harmless() {
 async fn an_order_line_gets_one_instance_and_keeps_its_first_id() {
     let (store, _db) = fresh().await;
     let mut tx = store.begin().await.unwrap();
-    assert!(tx
-        .insert_instance(&new_record("first", "O1", false))
-        .await
-        .unwrap());
-    assert!(!tx
-        .insert_instance(&new_record("second", "O1", false))
-        .await
-        .unwrap());
+    assert!(tx.insert_instance(&new_record("first", "O1", false)).await.unwrap());
+    assert!(!tx.insert_instance(&new_record("second", "O1", false)).await.unwrap());
     let found = tx
-        .instance_by_order(
-            &OrderId::parse("O1").unwrap(),
-            &OrderLineId::parse("O1-000001").unwrap(),
-            false,
-        )
+        .instance_by_order(&OrderId::parse("O1").unwrap(), &OrderLineId::parse("O1-000001").unwrap(), false)
         .await
         .unwrap()
         .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(found.instance_id.as_str(), "first");
     assert_eq!(found.status, InstanceStatus::Provisioning);
-    assert_eq!(
-        store
-            .count_instances_for_order("O1", "O1-000001")
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(store.count_instances_for_order("O1", "O1-000001").await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -81,10 +63,7 @@ async fn concurrent_inserts_for_one_order_line_create_exactly_one_instance() {
             let store = store.clone();
             tokio::spawn(async move {
                 let mut tx = store.begin().await.unwrap();
-                let created = tx
-                    .insert_instance(&new_record(&format!("b{i}"), "O2", false))
-                    .await
-                    .unwrap();
+                let created = tx.insert_instance(&new_record(&format!("b{i}"), "O2", false)).await.unwrap();
                 tx.commit().await.unwrap();
                 created
             })
@@ -95,35 +74,17 @@ async fn concurrent_inserts_for_one_order_line_create_exactly_one_instance() {
         created += usize::from(task.await.unwrap());
     }
     assert_eq!(created, 1);
-    assert_eq!(
-        store
-            .count_instances_for_order("O2", "O2-000001")
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(store.count_instances_for_order("O2", "O2-000001").await.unwrap(), 1);
 }
 
 #[tokio::test]
 async fn debug_instances_do_not_share_order_keys_with_real_ones() {
     let (store, _db) = fresh().await;
     let mut tx = store.begin().await.unwrap();
-    assert!(tx
-        .insert_instance(&new_record("real", "O3", false))
-        .await
-        .unwrap());
-    assert!(tx
-        .insert_instance(&new_record("debug", "O3", true))
-        .await
-        .unwrap());
+    assert!(tx.insert_instance(&new_record("real", "O3", false)).await.unwrap());
+    assert!(tx.insert_instance(&new_record("debug", "O3", true)).await.unwrap());
     tx.commit().await.unwrap();
-    assert_eq!(
-        store
-            .count_instances_for_order("O3", "O3-000001")
-            .await
-            .unwrap(),
-        2
-    );
+    assert_eq!(store.count_instances_for_order("O3", "O3-000001").await.unwrap(), 2);
 }
 
 #[tokio::test]
@@ -145,18 +106,10 @@ async fn a_nonce_is_claimed_once_until_it_expires_and_is_deleted() {
 async fn a_rolled_back_transaction_leaves_nothing() {
     let (store, _db) = fresh().await;
     let mut tx = store.begin().await.unwrap();
-    tx.insert_instance(&new_record("gone", "O4", false))
-        .await
-        .unwrap();
+    tx.insert_instance(&new_record("gone", "O4", false)).await.unwrap();
     tx.claim_nonce("saas_v2", "N2", 5_000).await.unwrap();
     drop(tx);
-    assert_eq!(
-        store
-            .count_instances_for_order("O4", "O4-000001")
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(store.count_instances_for_order("O4", "O4-000001").await.unwrap(), 0);
     let mut tx = store.begin().await.unwrap();
     assert!(tx.claim_nonce("saas_v2", "N2", 5_000).await.unwrap());
 }
@@ -176,18 +129,9 @@ async fn a_change_is_recorded_once_per_key() {
     };
     let mut tx = store.begin().await.unwrap();
     assert!(tx.record_change(&change).await.unwrap());
-    assert!(!tx
-        .record_change(&Change {
-            expire_time_ms: Some(2),
-            ..change.clone()
-        })
-        .await
-        .unwrap());
+    assert!(!tx.record_change(&Change { expire_time_ms: Some(2), ..change.clone() }).await.unwrap());
     assert!(tx
-        .record_change(&Change {
-            scene: "UNSUBSCRIBE_RENEWAL_PERIOD".into(),
-            ..change
-        })
+        .record_change(&Change { scene: "UNSUBSCRIBE_RENEWAL_PERIOD".into(), ..change })
         .await
         .unwrap());
     tx.commit().await.unwrap();
@@ -205,49 +149,26 @@ async fn lifecycle_updates_are_stored_and_purge_keeps_the_order_mapping() {
         memo: Some("中文".into()),
     };
     let mut tx = store.begin().await.unwrap();
-    tx.insert_instance(&new_record("life", "O5", false))
-        .await
-        .unwrap();
+    tx.insert_instance(&new_record("life", "O5", false)).await.unwrap();
     tx.complete_provisioning(&id, &app, 2_000).await.unwrap();
-    tx.set_expiry(&id, 9_999, "RENEWAL", Some("P1"), 3_000)
-        .await
-        .unwrap();
-    tx.set_status(&id, InstanceStatus::Frozen, 3_500)
-        .await
-        .unwrap();
+    tx.set_expiry(&id, 9_999, "RENEWAL", Some("P1"), 3_000).await.unwrap();
+    tx.set_status(&id, InstanceStatus::Frozen, 3_500).await.unwrap();
     tx.commit().await.unwrap();
 
     let stored = store.instance(&id).await.unwrap().unwrap();
     assert_eq!(stored.status, InstanceStatus::Frozen);
     assert_eq!(stored.app_info, Some(app));
-    assert_eq!(
-        (stored.expire_time_ms, stored.product_id.as_deref()),
-        (Some(9_999), Some("P1"))
-    );
+    assert_eq!((stored.expire_time_ms, stored.product_id.as_deref()), (Some(9_999), Some("P1")));
 
     let mut tx = store.begin().await.unwrap();
-    tx.release(&id, Some("REFUND-1"), 10_000, 4_000)
-        .await
-        .unwrap();
+    tx.release(&id, Some("REFUND-1"), 10_000, 4_000).await.unwrap();
     tx.commit().await.unwrap();
-    assert!(store.purge_released(9_999).await.unwrap().is_empty());
-    assert_eq!(
-        store.purge_released(10_000).await.unwrap(),
-        vec![id.clone()]
-    );
+    assert!(store.purge_instance(&id, 10_000).await.unwrap());
+    assert!(!store.purge_instance(&id, 10_001).await.unwrap(), "purging twice does nothing");
     let purged = store.instance(&id).await.unwrap().unwrap();
-    assert_eq!(
-        (purged.status, purged.app_info),
-        (InstanceStatus::Purged, None)
-    );
+    assert_eq!((purged.status, purged.app_info), (InstanceStatus::Purged, None));
     assert_eq!(purged.release_order_id.as_deref(), Some("REFUND-1"));
-    assert_eq!(
-        store
-            .count_instances_for_order("O5", "O5-000001")
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(store.count_instances_for_order("O5", "O5-000001").await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -255,9 +176,7 @@ async fn failed_provisioning_can_be_retried() {
     let (store, _db) = fresh().await;
     let id = InstanceId::parse("retry").unwrap();
     let mut tx = store.begin().await.unwrap();
-    tx.insert_instance(&new_record("retry", "O6", false))
-        .await
-        .unwrap();
+    tx.insert_instance(&new_record("retry", "O6", false)).await.unwrap();
     tx.fail_provisioning(&id, "no capacity", 2).await.unwrap();
     tx.commit().await.unwrap();
     let failed = store.instance(&id).await.unwrap().unwrap();
@@ -268,10 +187,7 @@ async fn failed_provisioning_can_be_retried() {
     let mut tx = store.begin().await.unwrap();
     tx.retry_provisioning(&id, 3).await.unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(
-        store.instance(&id).await.unwrap().unwrap().status,
-        InstanceStatus::Provisioning
-    );
+    assert_eq!(store.instance(&id).await.unwrap().unwrap().status, InstanceStatus::Provisioning);
 }
 
 #[tokio::test]
@@ -296,28 +212,12 @@ async fn callbacks_keep_their_exact_bytes() {
     };
     let id = store.record_callback(&record).await.unwrap();
     store
-        .record_callback(&CallbackRecord {
-            instance_id: Some("other".into()),
-            ..record.clone()
-        })
+        .record_callback(&CallbackRecord { instance_id: Some("other".into()), ..record.clone() })
         .await
         .unwrap();
-    let listed = store
-        .callbacks(&CallbackQuery {
-            instance_id: Some("i".into()),
-            limit: 10,
-        })
-        .await
-        .unwrap();
+    let listed = store.callbacks(&CallbackQuery { instance_id: Some("i".into()), limit: 10 }).await.unwrap();
     assert_eq!(listed, vec![CallbackRecord { id, ..record }]);
-    assert_eq!(
-        store
-            .callbacks(&CallbackQuery::default())
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(store.callbacks(&CallbackQuery::default()).await.unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -325,21 +225,12 @@ async fn instances_are_looked_up_in_bulk() {
     let (store, _db) = fresh().await;
     let mut tx = store.begin().await.unwrap();
     for i in 0..5 {
-        tx.insert_instance(&new_record(&format!("bulk{i}"), &format!("B{i}"), false))
-            .await
-            .unwrap();
+        tx.insert_instance(&new_record(&format!("bulk{i}"), &format!("B{i}"), false)).await.unwrap();
     }
-    let ids: Vec<InstanceId> = ["bulk0", "bulk3", "missing"]
-        .iter()
-        .map(|i| InstanceId::parse(i).unwrap())
-        .collect();
-    let mut found: Vec<String> = tx
-        .instances(&ids)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|i| i.instance_id.to_string())
-        .collect();
+    let ids: Vec<InstanceId> =
+        ["bulk0", "bulk3", "missing"].iter().map(|i| InstanceId::parse(i).unwrap()).collect();
+    let mut found: Vec<String> =
+        tx.instances(&ids).await.unwrap().into_iter().map(|i| i.instance_id.to_string()).collect();
     found.sort();
     assert_eq!(found, ["bulk0", "bulk3"]);
 }
@@ -350,4 +241,84 @@ async fn a_closed_store_reports_itself_unavailable() {
     store.close().await;
     let error = store.ping().await.unwrap_err();
     assert!(error.is_transient(), "{error:?}");
+}
+
+fn purge_job(key: &str, run_at_ms: i64) -> NewJob {
+    NewJob {
+        kind: "purge_instance".into(),
+        dedupe_key: Some(key.into()),
+        payload: format!(r#"{{"instance_id":"{key}"}}"#),
+        run_at_ms,
+        now_ms: 0,
+    }
+}
+
+#[tokio::test]
+async fn a_job_is_enqueued_once_per_dedupe_key_and_claimed_only_when_due() {
+    let (store, _db) = fresh().await;
+    assert!(store.enqueue_job(&purge_job("a", 100)).await.unwrap());
+    assert!(!store.enqueue_job(&purge_job("a", 200)).await.unwrap());
+    assert_eq!(store.claim_job("purge_instance", "r1", 99, 1_000).await.unwrap(), None);
+    assert_eq!(store.claim_job("other_kind", "r1", 100, 1_000).await.unwrap(), None);
+    let job = store.claim_job("purge_instance", "r1", 100, 1_000).await.unwrap().unwrap();
+    assert_eq!((job.attempts, job.lease_owner.as_deref(), job.lease_until_ms), (1, Some("r1"), Some(1_100)));
+    assert_eq!(store.claim_job("purge_instance", "r2", 500, 1_000).await.unwrap(), None, "leased");
+    assert!(store.complete_job(job.id, "r1", 600).await.unwrap());
+    assert_eq!(store.job(job.id).await.unwrap().unwrap().state, "done");
+    assert_eq!(store.claim_job("purge_instance", "r2", 5_000, 1_000).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn an_expired_lease_lets_another_replica_take_the_job_and_fences_the_first() {
+    let (store, _db) = fresh().await;
+    store.enqueue_job(&purge_job("b", 0)).await.unwrap();
+    let first = store.claim_job("purge_instance", "crashed", 0, 1_000).await.unwrap().unwrap();
+    let second = store.claim_job("purge_instance", "alive", 1_000, 1_000).await.unwrap().unwrap();
+    assert_eq!((first.id, second.attempts), (second.id, 2));
+    assert!(!store.complete_job(first.id, "crashed", 1_100).await.unwrap(), "the old claimer lost its lease");
+    assert!(store.complete_job(second.id, "alive", 1_100).await.unwrap());
+}
+
+#[tokio::test]
+async fn retried_jobs_come_back_later_and_buried_jobs_never() {
+    let (store, _db) = fresh().await;
+    store.enqueue_job(&purge_job("c", 0)).await.unwrap();
+    let job = store.claim_job("purge_instance", "r", 0, 1_000).await.unwrap().unwrap();
+    assert!(store.retry_job(job.id, "r", 5_000, "database busy", 10).await.unwrap());
+    assert_eq!(store.claim_job("purge_instance", "r", 4_999, 1_000).await.unwrap(), None);
+    let again = store.claim_job("purge_instance", "r", 5_000, 1_000).await.unwrap().unwrap();
+    assert_eq!((again.attempts, again.last_error.as_deref()), (2, Some("database busy")));
+    assert!(store.bury_job(again.id, "r", "gave up", 5_001).await.unwrap());
+    assert_eq!(store.claim_job("purge_instance", "r", i64::MAX / 2, 1_000).await.unwrap(), None);
+    assert_eq!(store.jobs("purge_instance").await.unwrap()[0].state, "dead");
+}
+
+#[tokio::test]
+async fn concurrent_claimers_never_take_the_same_job() {
+    let (store, _db) = fresh().await;
+    for i in 0..30 {
+        store.enqueue_job(&purge_job(&format!("j{i}"), 0)).await.unwrap();
+    }
+    let workers: Vec<_> = (0..6)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let owner = format!("w{w}");
+                let mut taken = Vec::new();
+                while let Some(job) = store.claim_job("purge_instance", &owner, 10, 60_000).await.unwrap() {
+                    assert!(store.complete_job(job.id, &owner, 11).await.unwrap());
+                    taken.push(job.id);
+                }
+                taken
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.await.unwrap());
+    }
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!((before, all.len()), (30, 30), "each job taken exactly once");
 }

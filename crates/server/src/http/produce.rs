@@ -10,21 +10,12 @@ use koogate_protocol::body_sign;
 use super::AppState;
 use crate::saas::Answer;
 
-pub async fn produce(
-    State(state): State<AppState>,
-    RawQuery(query): RawQuery,
-    body: Body,
-) -> Response {
+pub async fn produce(State(state): State<AppState>, RawQuery(query): RawQuery, body: Body) -> Response {
     let query = query.unwrap_or_default();
     let answer = match to_bytes(body, state.max_body_bytes).await {
         Ok(bytes) => state.saas.handle(&query, &bytes).await,
         // Over the limit, or the connection broke mid-body: either way there is no request to handle.
-        Err(_) => {
-            state
-                .saas
-                .refuse_oversized(&query, state.max_body_bytes)
-                .await
-        }
+        Err(_) => state.saas.refuse_oversized(&query, state.max_body_bytes).await,
     };
     respond(&state, answer)
 }
@@ -34,10 +25,7 @@ fn respond(state: &AppState, answer: Answer) -> Response {
     let signature = body_sign::header_value(state.saas.key(), &answer.body);
     let mut response = (StatusCode::OK, answer.body).into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Ok(value) = HeaderValue::from_str(&signature) {
         headers.insert(body_sign::HEADER_NAME, value);
     }

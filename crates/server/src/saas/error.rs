@@ -40,9 +40,7 @@ impl ServiceError {
             ServiceError::Verify(e) => e.result_code(),
             ServiceError::Message(e) => e.result_code(),
             ServiceError::Replay | ServiceError::TooLarge { .. } => ResultCode::InvalidParam,
-            ServiceError::InstanceNotFound | ServiceError::InstanceReleased => {
-                ResultCode::InstanceNotFound
-            }
+            ServiceError::InstanceNotFound | ServiceError::InstanceReleased => ResultCode::InstanceNotFound,
             ServiceError::Provision(e) => e.code,
             ServiceError::ChangeRejected(code) => *code,
             // Never a false success: KooGallery retries anything that is not 000000.
@@ -58,9 +56,7 @@ impl ServiceError {
         match self {
             ServiceError::Store(_) | ServiceError::Credentials(_) => CallbackResponse::code(code),
             ServiceError::Provision(e) => CallbackResponse::with_message(code, e.message.clone()),
-            _ => {
-                CallbackResponse::with_message(code, format!("{}: {self}", code.default_message()))
-            }
+            _ => CallbackResponse::with_message(code, format!("{}: {self}", code.default_message())),
         }
     }
 }
@@ -76,10 +72,7 @@ mod tests {
             (ServiceError::Verify(VerifyError::MissingNonce), "000002"),
             (ServiceError::Replay, "000002"),
             (ServiceError::TooLarge { limit: 1 }, "000002"),
-            (
-                ServiceError::Message(MessageError::UnknownActivity("x".into())),
-                "000002",
-            ),
+            (ServiceError::Message(MessageError::UnknownActivity("x".into())), "000002"),
             (ServiceError::InstanceNotFound, "000003"),
             (ServiceError::Timeout, "000005"),
         ];

@@ -25,27 +25,19 @@ impl Saas {
     ) -> Result<CallbackResponse, ServiceError> {
         let now = self.clock.now_ms();
         // The first businessId of an order line becomes its instance id (spec §6.1).
-        let candidate = InstanceId::parse(r.business_id.as_str())
-            .expect("a business id is a valid instance id");
-        let mut created = tx
-            .insert_instance(&self.new_record(candidate, r, now))
-            .await?;
-        let mut instance = tx
-            .instance_by_order(&r.order_id, &r.order_line_id, r.test)
-            .await?;
+        let candidate =
+            InstanceId::parse(r.business_id.as_str()).expect("a business id is a valid instance id");
+        let mut created = tx.insert_instance(&self.new_record(candidate, r, now)).await?;
+        let mut instance = tx.instance_by_order(&r.order_id, &r.order_line_id, r.test).await?;
         if instance.is_none() {
             // The businessId is already another order line's instance id; ids must be globally unique,
             // so this order line gets a fresh one.
             let fresh = InstanceId::parse(&uuid_like_id()).expect("a generated id is valid");
             created = tx.insert_instance(&self.new_record(fresh, r, now)).await?;
-            instance = tx
-                .instance_by_order(&r.order_id, &r.order_line_id, r.test)
-                .await?;
+            instance = tx.instance_by_order(&r.order_id, &r.order_line_id, r.test).await?;
         }
         let instance = instance.ok_or_else(|| {
-            ServiceError::Store(koogate_store::StoreError::Corrupt(
-                "the new instance is not readable".into(),
-            ))
+            ServiceError::Store(koogate_store::StoreError::Corrupt("the new instance is not readable".into()))
         })?;
         if created {
             tracing::info!(instance_id = %instance.instance_id, order_id = %r.order_id, test = r.test, "instance created");
@@ -57,9 +49,7 @@ impl Saas {
                 self.provision(tx, &instance, now).await
             }
             // Accepted earlier and still being set up by the merchant's app.
-            InstanceStatus::Provisioning => {
-                Ok(created_response(ResultCode::Processing, &instance, None))
-            }
+            InstanceStatus::Provisioning => Ok(created_response(ResultCode::Processing, &instance, None)),
             _ => {
                 let app = self.front_end_only(&instance);
                 Ok(created_response(ResultCode::Success, &instance, app))
@@ -67,12 +57,7 @@ impl Saas {
         }
     }
 
-    fn new_record(
-        &self,
-        instance_id: InstanceId,
-        r: &NewInstance,
-        now_ms: i64,
-    ) -> NewInstanceRecord {
+    fn new_record(&self, instance_id: InstanceId, r: &NewInstance, now_ms: i64) -> NewInstanceRecord {
         NewInstanceRecord {
             instance_id,
             order_id: r.order_id.clone(),
@@ -102,18 +87,14 @@ impl Saas {
         match outcome {
             Ok(ProvisionOutcome::Ready(app)) => {
                 let stored = self.seal(&app)?;
-                tx.complete_provisioning(&instance.instance_id, &stored, now)
-                    .await?;
+                tx.complete_provisioning(&instance.instance_id, &stored, now).await?;
                 let shown = self.create_response_app_info(&app);
                 Ok(created_response(ResultCode::Success, instance, shown))
             }
-            Ok(ProvisionOutcome::Pending) => {
-                Ok(created_response(ResultCode::Processing, instance, None))
-            }
+            Ok(ProvisionOutcome::Pending) => Ok(created_response(ResultCode::Processing, instance, None)),
             Err(error) => {
                 tracing::warn!(instance_id = %instance.instance_id, %error, "provisioning failed");
-                tx.fail_provisioning(&instance.instance_id, &error.message, now)
-                    .await?;
+                tx.fail_provisioning(&instance.instance_id, &error.message, now).await?;
                 Err(error.into())
             }
         }
@@ -205,14 +186,7 @@ impl Saas {
         // newer cancellation of that renewal.
         if tx.record_change(&change).await? {
             let product = r.product_id.as_ref().map(|p| p.as_str());
-            tx.set_expiry(
-                &instance.instance_id,
-                r.expire_time_ms,
-                r.scene.as_str(),
-                product,
-                now,
-            )
-            .await?;
+            tx.set_expiry(&instance.instance_id, r.expire_time_ms, r.scene.as_str(), product, now).await?;
             tracing::info!(instance_id = %instance.instance_id, scene = r.scene.as_str(), expire_time = %r.expire_time, "expiry set");
         }
         Ok(success())
@@ -241,8 +215,7 @@ impl Saas {
             (StatusChange::Unfreeze, _) => None,
         };
         if let Some(status) = target {
-            tx.set_status(&instance.instance_id, status, self.clock.now_ms())
-                .await?;
+            tx.set_status(&instance.instance_id, status, self.clock.now_ms()).await?;
             tracing::info!(instance_id = %instance.instance_id, status = status.as_str(), "status changed");
         }
         Ok(success())
@@ -266,8 +239,8 @@ impl Saas {
         let now = self.clock.now_ms();
         let purge_after = now.saturating_add(self.settings.release_retention_ms);
         let order = r.order_id.as_ref().map(|o| o.as_str());
-        tx.release(&instance.instance_id, order, purge_after, now)
-            .await?;
+        tx.release(&instance.instance_id, order, purge_after, now).await?;
+        tx.enqueue_job(&crate::jobs::purge_job(&instance.instance_id, purge_after, now)).await?;
         tracing::info!(instance_id = %instance.instance_id, refund = order.is_some(), "instance released");
         Ok(success())
     }
@@ -307,9 +280,9 @@ impl Saas {
         self.target(tx, &r.instance_id, r.test).await?;
         match self.settings.change_check_policy {
             ChangeCheckPolicy::Accept => Ok(success()),
-            ChangeCheckPolicy::Reject => Err(ServiceError::ChangeRejected(
-                self.settings.change_check_reject_code,
-            )),
+            ChangeCheckPolicy::Reject => {
+                Err(ServiceError::ChangeRejected(self.settings.change_check_reject_code))
+            }
         }
     }
 }
@@ -318,11 +291,7 @@ fn success() -> CallbackResponse {
     CallbackResponse::code(ResultCode::Success)
 }
 
-fn created_response(
-    code: ResultCode,
-    instance: &Instance,
-    app: Option<AppInfo>,
-) -> CallbackResponse {
+fn created_response(code: ResultCode, instance: &Instance, app: Option<AppInfo>) -> CallbackResponse {
     let mut response = CallbackResponse::code(code);
     response.instance_id = Some(instance.instance_id.to_string());
     response.app_info = app;

@@ -40,19 +40,14 @@ impl SaasSettings {
         let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         let window = ms(config.timestamp_window);
         Self {
-            window: TimeWindow {
-                past_ms: window,
-                future_ms: window,
-            },
+            window: TimeWindow { past_ms: window, future_ms: window },
             nonce_ttl_ms: ms(config.nonce_ttl),
             callback_timeout: config.callback_timeout,
             release_retention_ms: ms(config.release_retention),
             create_response_app_info: config.create_response_app_info,
             change_check_policy: config.change_check_policy,
-            change_check_reject_code: koogate_protocol::ResultCode::parse(
-                &config.change_check_reject_code,
-            )
-            .expect("checked when the configuration was loaded"),
+            change_check_reject_code: koogate_protocol::ResultCode::parse(&config.change_check_reject_code)
+                .expect("checked when the configuration was loaded"),
         }
     }
 }
@@ -88,15 +83,7 @@ impl Saas {
         cipher: Option<CredentialCipher>,
         settings: SaasSettings,
     ) -> Self {
-        Self {
-            store,
-            clock,
-            key,
-            provisioner,
-            template,
-            cipher,
-            settings,
-        }
+        Self { store, clock, key, provisioner, template, cipher, settings }
     }
 
     pub fn key(&self) -> &AccessKey {
@@ -124,8 +111,7 @@ impl Saas {
     /// Answers a body that was refused before it was read in full.
     pub async fn refuse_oversized(&self, raw_query: &str, limit: usize) -> Answer {
         let entry = self.new_entry(raw_query, b"");
-        self.refuse(entry, ServiceError::TooLarge { limit }, Stopwatch::start())
-            .await
+        self.refuse(entry, ServiceError::TooLarge { limit }, Stopwatch::start()).await
     }
 
     fn new_entry(&self, raw_query: &str, raw_body: &[u8]) -> CallbackRecord {
@@ -150,13 +136,7 @@ impl Saas {
 
     fn verify(&self, raw_query: &str, raw_body: &[u8]) -> Result<Verified<Request>, ServiceError> {
         let params = SignatureParams::from_query(raw_query)?;
-        let body = verify(
-            &self.key,
-            &params,
-            raw_body,
-            self.clock.now_ms(),
-            self.settings.window,
-        )?;
+        let body = verify(&self.key, &params, raw_body, self.clock.now_ms(), self.settings.window)?;
         Ok(parse_request(body)?)
     }
 
@@ -168,14 +148,8 @@ impl Saas {
         stopwatch: Stopwatch,
     ) -> Result<Answer, StoreError> {
         let mut tx = self.store.begin().await?;
-        let expires = self
-            .clock
-            .now_ms()
-            .saturating_add(self.settings.nonce_ttl_ms);
-        let outcome = if tx
-            .claim_nonce(NONCE_SCOPE, request.nonce().as_str(), expires)
-            .await?
-        {
+        let expires = self.clock.now_ms().saturating_add(self.settings.nonce_ttl_ms);
+        let outcome = if tx.claim_nonce(NONCE_SCOPE, request.nonce().as_str(), expires).await? {
             self.dispatch(&mut tx, request.get()).await
         } else {
             tracing::warn!(nonce = request.nonce().as_str(), "replayed nonce refused");
@@ -194,11 +168,7 @@ impl Saas {
         Ok(answer)
     }
 
-    async fn dispatch(
-        &self,
-        tx: &mut Tx,
-        request: &Request,
-    ) -> Result<CallbackResponse, ServiceError> {
+    async fn dispatch(&self, tx: &mut Tx, request: &Request) -> Result<CallbackResponse, ServiceError> {
         match request {
             Request::NewInstance(r) => self.new_instance(tx, r).await,
             Request::QueryInstance(r) => self.query_instance(tx, r).await,
@@ -212,12 +182,7 @@ impl Saas {
 
     /// Answers a refusal and logs it. If even the log cannot be written the refusal still goes out:
     /// it is not a success, so KooGallery will try again.
-    async fn refuse(
-        &self,
-        mut entry: CallbackRecord,
-        error: ServiceError,
-        stopwatch: Stopwatch,
-    ) -> Answer {
+    async fn refuse(&self, mut entry: CallbackRecord, error: ServiceError, stopwatch: Stopwatch) -> Answer {
         match &error {
             ServiceError::Store(e) => tracing::error!(error = ?e, "callback failed on storage"),
             ServiceError::Credentials(e) => {
@@ -250,10 +215,9 @@ fn describe(entry: &mut CallbackRecord, request: &Verified<Request>) {
         Request::QueryInstance(q) => (q.instance_ids.first().map(|i| i.as_str()), None),
         Request::RefreshInstance(x) => (Some(x.instance_id.as_str()), Some(x.order_id.as_str())),
         Request::UpdateInstanceStatus(x) => (Some(x.instance_id.as_str()), None),
-        Request::ReleaseInstance(x) => (
-            Some(x.instance_id.as_str()),
-            x.order_id.as_ref().map(|o| o.as_str()),
-        ),
+        Request::ReleaseInstance(x) => {
+            (Some(x.instance_id.as_str()), x.order_id.as_ref().map(|o| o.as_str()))
+        }
         Request::UpgradeInstance(x) => (Some(x.instance_id.as_str()), Some(x.order_id.as_str())),
         Request::ChangeInstanceCheck(x) => (Some(x.instance_id.as_str()), None),
     };

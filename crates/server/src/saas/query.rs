@@ -21,9 +21,7 @@ impl Saas {
         let mut info = Vec::with_capacity(r.instance_ids.len());
         let (mut pending, mut failed) = (0, None);
         for id in &r.instance_ids {
-            let instance = found
-                .iter()
-                .find(|i| &i.instance_id == id && i.test == r.test);
+            let instance = found.iter().find(|i| &i.instance_id == id && i.test == r.test);
             match instance {
                 Some(instance) => match instance.status {
                     InstanceStatus::Provisioning => pending += 1,
@@ -31,10 +29,8 @@ impl Saas {
                         failed = instance.provision_error.clone().or(Some(String::new()))
                     }
                     InstanceStatus::Purged => {}
-                    _ => info.push(InstanceInfo {
-                        instance_id: id.to_string(),
-                        app_info: self.open(instance)?,
-                    }),
+                    _ => info
+                        .push(InstanceInfo { instance_id: id.to_string(), app_info: self.open(instance)? }),
                 },
                 // A debug query always gets an answer, built from the templates.
                 None if r.test => info.push(InstanceInfo {
@@ -68,9 +64,7 @@ impl Saas {
         };
         let password = match (&stored.password_enc, &self.cipher) {
             (None, _) => None,
-            (Some(sealed), Some(cipher)) => {
-                Some(cipher.decrypt(sealed)?.expose_secret().to_owned())
-            }
+            (Some(sealed), Some(cipher)) => Some(cipher.decrypt(sealed)?.expose_secret().to_owned()),
             (Some(_), None) => return Err(crate::crypto::CryptoError::Decrypt.into()),
         };
         Ok(Some(AppInfo {

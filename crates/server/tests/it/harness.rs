@@ -7,11 +7,12 @@ use koogate_protocol::ids::{BusinessId, InstanceId, OrderId, OrderLineId};
 use koogate_protocol::messages::{NewInstance, QueryInstance, Request};
 use koogate_protocol::AccessKey;
 use koogate_server::clock::{Clock, ManualClock, SystemClock};
+use koogate_server::jobs::JobRunner;
 use koogate_server::workers::Maintenance;
 use koogate_server::{App, Config};
 use koogate_simulator::{CallbackReply, CallbackSender};
 use koogate_store::testing::TestDatabase;
-use koogate_store::{PoolSettings, Store};
+use koogate_store::Store;
 use secrecy::SecretString;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +26,7 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub sender: CallbackSender,
     pub maintenance: Maintenance,
+    pub jobs: JobRunner,
     pub config: Config,
     shutdown: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
@@ -38,9 +40,7 @@ pub fn test_config() -> Config {
         front_end_url: Some("https://app.example.com/t/{instance_id}".into()),
         admin_url: Some("https://admin.example.com/{instance_id}".into()),
         admin_user_name: Some("admin".into()),
-        master_key: Some(SecretString::from(
-            koogate_server::crypto::generate_master_key(),
-        )),
+        master_key: Some(SecretString::from(koogate_server::crypto::generate_master_key())),
         memo: Some("登录后请修改密码".into()),
         ..Config::default()
     }
@@ -58,40 +58,54 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     start(config, db, clock).await
 }
 
-async fn start(mut config: Config, db: Arc<TestDatabase>, clock: Arc<ManualClock>) -> TestApp {
-    config.database_url = SecretString::from(db.url().as_str().to_owned());
-    let store = Store::connect(db.url(), &PoolSettings::default())
-        .await
-        .unwrap();
+/// `n` servers sharing one database and one clock, as replicas behind a load balancer.
+pub async fn spawn_replicas(n: usize) -> Vec<TestApp> {
+    let db = Arc::new(TestDatabase::create().await);
+    let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
+    let mut replicas = Vec::new();
+    for _ in 0..n {
+        replicas.push(start(test_config(), db.clone(), clock.clone()).await);
+    }
+    replicas
+}
+
+/// A server on an existing database, reached through `database_url` (for example via a proxy).
+pub async fn spawn_on(db: Arc<TestDatabase>, database_url: &str, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = test_config();
+    tweak(&mut config);
+    let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
+    start_at(config, db, database_url.to_owned(), clock).await
+}
+
+async fn start(config: Config, db: Arc<TestDatabase>, clock: Arc<ManualClock>) -> TestApp {
+    let url = db.url().as_str().to_owned();
+    start_at(config, db, url, clock).await
+}
+
+async fn start_at(
+    mut config: Config,
+    db: Arc<TestDatabase>,
+    url: String,
+    clock: Arc<ManualClock>,
+) -> TestApp {
+    config.database_url = SecretString::from(url.clone());
+    let store = Store::connect(&config.database_url(), &config.pool_settings()).await.unwrap();
     store.migrate().await.unwrap();
     let app = App::build(&config, store.clone(), clock.clone(), None).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_url = format!("http://{}", listener.local_addr().unwrap());
     let produce_url = format!("{base_url}{}", config.produce_path);
-    let maintenance = app.maintenance.clone();
+    let (maintenance, jobs) = (app.maintenance.clone(), app.jobs.clone());
     let shutdown = CancellationToken::new();
-    // The maintenance worker is not started: tests step it with run_once.
+    // The workers are not started: tests step them with run_once and execute_one.
     let stop = shutdown.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app.router)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
+        axum::serve(listener, app.router).with_graceful_shutdown(stop.cancelled_owned()).await
     });
     let time = clock.clone();
     let sender = CallbackSender::new(produce_url.clone(), AccessKey::from_text(KEY))
         .with_time_source(Arc::new(move || time.now_ms()));
-    TestApp {
-        base_url,
-        produce_url,
-        store,
-        clock,
-        sender,
-        maintenance,
-        config,
-        shutdown,
-        server,
-        db,
-    }
+    TestApp { base_url, produce_url, store, clock, sender, maintenance, jobs, config, shutdown, server, db }
 }
 
 impl TestApp {
@@ -100,7 +114,8 @@ impl TestApp {
         self.shutdown.cancel();
         self.server.await.unwrap().unwrap();
         self.store.close().await;
-        start(self.config, self.db, self.clock).await
+        let url = self.config.database_url();
+        start_at(self.config, self.db, url.as_str().to_owned(), self.clock).await
     }
 
     pub async fn send(&self, request: Request) -> CallbackReply {
@@ -119,14 +134,24 @@ impl TestApp {
         .await
     }
 
+    /// Runs due jobs until none is left; returns how many completed.
+    pub async fn drain_jobs(&self) -> usize {
+        let mut completed = 0;
+        loop {
+            match self.jobs.execute_one().await.unwrap() {
+                koogate_server::jobs::JobOutcome::Idle => return completed,
+                koogate_server::jobs::JobOutcome::Completed { .. } => completed += 1,
+                other => panic!("unexpected job outcome {other:?}"),
+            }
+        }
+    }
+
     pub fn key(&self) -> AccessKey {
         AccessKey::from_text(KEY)
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        reqwest::get(format!("{}{path}", self.base_url))
-            .await
-            .unwrap()
+        reqwest::get(format!("{}{path}", self.base_url)).await.unwrap()
     }
 }
 
@@ -147,18 +172,7 @@ pub fn id(text: &str) -> InstanceId {
 pub fn assert_well_formed(reply: &CallbackReply, key: &AccessKey) {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.content_type.as_deref(), Some("application/json"));
-    assert!(
-        reply.result_code().is_some() && reply.result_msg().is_some(),
-        "{:?}",
-        reply.json()
-    );
-    assert!(
-        reply.body_sign_valid(key),
-        "Body-Sign missing or wrong: {:?}",
-        reply.body_sign
-    );
-    assert!(
-        reply.body.is_ascii(),
-        "the answer must be ASCII with \\u escapes"
-    );
+    assert!(reply.result_code().is_some() && reply.result_msg().is_some(), "{:?}", reply.json());
+    assert!(reply.body_sign_valid(key), "Body-Sign missing or wrong: {:?}", reply.body_sign);
+    assert!(reply.body.is_ascii(), "the answer must be ASCII with \\u escapes");
 }

@@ -6,7 +6,9 @@ mod harness;
 
 mod health;
 mod lifecycle;
+mod outage;
 mod query;
 mod refusals;
+mod replicas;
 mod resilience;
 mod testflag;

@@ -9,25 +9,14 @@ use crate::harness::{assert_well_formed, id, new_instance, spawn_app};
 #[tokio::test]
 async fn a_debug_purchase_is_answered_and_queryable_but_kept_apart() {
     let app = spawn_app().await;
-    let created = app
-        .send(new_instance("MOCKPERIODYEARNEW", "dbg-1", true))
-        .await;
+    let created = app.send(new_instance("MOCKPERIODYEARNEW", "dbg-1", true)).await;
     assert_well_formed(&created, &app.key());
     assert_eq!(
-        (
-            created.result_code().as_deref(),
-            created.instance_id().as_deref()
-        ),
+        (created.result_code().as_deref(), created.instance_id().as_deref()),
         (Some("000000"), Some("dbg-1"))
     );
-    let again = app
-        .send(new_instance("MOCKPERIODYEARNEW", "dbg-2", true))
-        .await;
-    assert_eq!(
-        again.instance_id().as_deref(),
-        Some("dbg-1"),
-        "debug calls are idempotent too"
-    );
+    let again = app.send(new_instance("MOCKPERIODYEARNEW", "dbg-2", true)).await;
+    assert_eq!(again.instance_id().as_deref(), Some("dbg-1"), "debug calls are idempotent too");
 
     let queried = app.query(&["dbg-1"], true).await;
     assert_eq!(
@@ -41,23 +30,15 @@ async fn a_debug_purchase_is_answered_and_queryable_but_kept_apart() {
         Some("real-1"),
         "a real order is not answered with a debug instance"
     );
-    let log = app
-        .store
-        .callbacks(&CallbackQuery::default())
-        .await
-        .unwrap();
+    let log = app.store.callbacks(&CallbackQuery::default()).await.unwrap();
     assert_eq!(log.iter().filter(|e| e.test).count(), 3);
 }
 
 #[tokio::test]
 async fn a_debug_query_for_an_unknown_id_gets_a_deterministic_answer() {
     let app = spawn_app().await;
-    let first = app
-        .query(&["10e758d0-31ad-4c4b-8f1b-81d03469a10e"], true)
-        .await;
-    let second = app
-        .query(&["10e758d0-31ad-4c4b-8f1b-81d03469a10e"], true)
-        .await;
+    let first = app.query(&["10e758d0-31ad-4c4b-8f1b-81d03469a10e"], true).await;
+    let second = app.query(&["10e758d0-31ad-4c4b-8f1b-81d03469a10e"], true).await;
     assert_eq!(first.result_code().as_deref(), Some("000000"));
     assert_eq!(first.body, second.body);
     assert_eq!(
@@ -75,19 +56,8 @@ async fn a_debug_freeze_naming_a_real_instance_changes_nothing() {
         status: StatusChange::Freeze,
         test: true,
     });
-    assert_eq!(
-        app.send(freeze).await.result_code().as_deref(),
-        Some("000000")
-    );
-    assert_eq!(
-        app.store
-            .instance(&id("real-t1"))
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        InstanceStatus::Active
-    );
+    assert_eq!(app.send(freeze).await.result_code().as_deref(), Some("000000"));
+    assert_eq!(app.store.instance(&id("real-t1")).await.unwrap().unwrap().status, InstanceStatus::Active);
 }
 
 #[tokio::test]
@@ -98,11 +68,7 @@ async fn debug_changes_for_unknown_instances_succeed() {
         serde_json::json!({"activity": "refreshInstance", "instanceId": "nobody", "orderId": "O", "orderLineId": "L",
                            "scene": "RENEWAL", "expireTime": "20221124023618256", "testFlag": "1"}),
     ] {
-        let reply = app
-            .sender
-            .send_value(&body, &Default::default())
-            .await
-            .unwrap();
+        let reply = app.sender.send_value(&body, &Default::default()).await.unwrap();
         assert_eq!(reply.result_code().as_deref(), Some("000000"), "{body}");
     }
 }
