@@ -47,11 +47,23 @@ impl App {
         clock: Arc<dyn Clock>,
         metrics: Option<PrometheusHandle>,
     ) -> Result<Self, StartError> {
+        Self::build_with_provisioner(config, store, clock, metrics, None)
+    }
+
+    /// As [`App::build`], with real (non-debug) instances provisioned by `provisioner` instead of the
+    /// configured one.
+    pub fn build_with_provisioner(
+        config: &Config,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        metrics: Option<PrometheusHandle>,
+        provisioner: Option<Arc<dyn Provisioner>>,
+    ) -> Result<Self, StartError> {
         config.check_serve()?;
         let template =
             TemplateProvisioner::from_config(config).expect("check_serve requires a front-end URL");
         let cipher = config.master_key.as_ref().map(CredentialCipher::from_base64_key).transpose()?;
-        let provisioner: Arc<dyn Provisioner> = Arc::new(template.clone());
+        let provisioner = provisioner.unwrap_or_else(|| Arc::new(template.clone()));
         let saas = Saas::new(
             store.clone(),
             clock.clone(),

@@ -5,7 +5,7 @@ use axum::body::{to_bytes, Body};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use koogate_protocol::body_sign;
+use koogate_protocol::{body_sign, AccessKey, CallbackResponse, ResultCode};
 
 use super::AppState;
 use crate::saas::Answer;
@@ -22,12 +22,26 @@ pub async fn produce(State(state): State<AppState>, RawQuery(query): RawQuery, b
 
 /// HTTP 200, `Content-Type: application/json` and `Body-Sign` over the exact bytes (spec §1, §3).
 fn respond(state: &AppState, answer: Answer) -> Response {
-    let signature = body_sign::header_value(state.saas.key(), &answer.body);
-    let mut response = (StatusCode::OK, answer.body).into_response();
+    signed_response(state.saas.key(), answer.body)
+}
+
+fn signed_response(key: &AccessKey, body: Vec<u8>) -> Response {
+    let signature = body_sign::header_value(key, &body);
+    let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Ok(value) = HeaderValue::from_str(&signature) {
         headers.insert(body_sign::HEADER_NAME, value);
     }
     response
+}
+
+/// The answer given when handling panicked (nothing was committed).
+pub fn panic_answer(
+    key: AccessKey,
+) -> impl Fn(Box<dyn std::any::Any + Send + 'static>) -> Response + Clone + Send + Sync + 'static {
+    move |_panic| {
+        tracing::error!("a callback handler panicked; answered 000005");
+        signed_response(&key, CallbackResponse::code(ResultCode::InternalError).to_bytes())
+    }
 }

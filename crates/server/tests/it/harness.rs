@@ -8,6 +8,7 @@ use koogate_protocol::messages::{NewInstance, QueryInstance, Request};
 use koogate_protocol::AccessKey;
 use koogate_server::clock::{Clock, ManualClock, SystemClock};
 use koogate_server::jobs::JobRunner;
+use koogate_server::provision::Provisioner;
 use koogate_server::workers::Maintenance;
 use koogate_server::{App, Config};
 use koogate_simulator::{CallbackReply, CallbackSender};
@@ -27,6 +28,7 @@ pub struct TestApp {
     pub sender: CallbackSender,
     pub maintenance: Maintenance,
     pub jobs: JobRunner,
+    provisioner: Option<Arc<dyn Provisioner>>,
     pub config: Config,
     shutdown: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
@@ -58,6 +60,14 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     start(config, db, clock).await
 }
 
+/// koogate with real instances provisioned by `provisioner`.
+pub async fn spawn_with_provisioner(provisioner: Arc<dyn Provisioner>) -> TestApp {
+    let db = Arc::new(TestDatabase::create().await);
+    let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
+    let url = db.url().as_str().to_owned();
+    start_at(test_config(), db, url, clock, Some(provisioner)).await
+}
+
 /// `n` servers sharing one database and one clock, as replicas behind a load balancer.
 pub async fn spawn_replicas(n: usize) -> Vec<TestApp> {
     let db = Arc::new(TestDatabase::create().await);
@@ -74,12 +84,12 @@ pub async fn spawn_on(db: Arc<TestDatabase>, database_url: &str, tweak: impl FnO
     let mut config = test_config();
     tweak(&mut config);
     let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
-    start_at(config, db, database_url.to_owned(), clock).await
+    start_at(config, db, database_url.to_owned(), clock, None).await
 }
 
 async fn start(config: Config, db: Arc<TestDatabase>, clock: Arc<ManualClock>) -> TestApp {
     let url = db.url().as_str().to_owned();
-    start_at(config, db, url, clock).await
+    start_at(config, db, url, clock, None).await
 }
 
 async fn start_at(
@@ -87,11 +97,13 @@ async fn start_at(
     db: Arc<TestDatabase>,
     url: String,
     clock: Arc<ManualClock>,
+    provisioner: Option<Arc<dyn Provisioner>>,
 ) -> TestApp {
     config.database_url = SecretString::from(url.clone());
     let store = Store::connect(&config.database_url(), &config.pool_settings()).await.unwrap();
     store.migrate().await.unwrap();
-    let app = App::build(&config, store.clone(), clock.clone(), None).unwrap();
+    let app = App::build_with_provisioner(&config, store.clone(), clock.clone(), None, provisioner.clone())
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_url = format!("http://{}", listener.local_addr().unwrap());
     let produce_url = format!("{base_url}{}", config.produce_path);
@@ -105,7 +117,20 @@ async fn start_at(
     let time = clock.clone();
     let sender = CallbackSender::new(produce_url.clone(), AccessKey::from_text(KEY))
         .with_time_source(Arc::new(move || time.now_ms()));
-    TestApp { base_url, produce_url, store, clock, sender, maintenance, jobs, config, shutdown, server, db }
+    TestApp {
+        base_url,
+        produce_url,
+        store,
+        clock,
+        sender,
+        maintenance,
+        jobs,
+        provisioner,
+        config,
+        shutdown,
+        server,
+        db,
+    }
 }
 
 impl TestApp {
@@ -115,7 +140,7 @@ impl TestApp {
         self.server.await.unwrap().unwrap();
         self.store.close().await;
         let url = self.config.database_url();
-        start_at(self.config, self.db, url.as_str().to_owned(), self.clock).await
+        start_at(self.config, self.db, url.as_str().to_owned(), self.clock, self.provisioner).await
     }
 
     pub async fn send(&self, request: Request) -> CallbackReply {

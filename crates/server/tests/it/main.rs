@@ -7,6 +7,7 @@ mod harness;
 mod health;
 mod lifecycle;
 mod outage;
+mod provisioning;
 mod query;
 mod refusals;
 mod replicas;
