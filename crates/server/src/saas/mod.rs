@@ -23,6 +23,9 @@ use crate::provision::{Provisioner, TemplateProvisioner};
 /// The nonce namespace of the basic interfaces (kit interfaces will get their own).
 const NONCE_SCOPE: &str = "saas_v2";
 
+/// How long answering a refusal may wait for its audit-log entry.
+const REFUSAL_LOG_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Settings the basic interfaces use, taken from [`Config`] once.
 #[derive(Debug, Clone)]
 pub struct SaasSettings {
@@ -195,8 +198,13 @@ impl Saas {
             entry.verification = format!("refused: {error}");
         }
         let answer = finish(&mut entry, error.response(), stopwatch);
-        if let Err(log_error) = self.store.record_callback(&entry).await {
-            tracing::error!(error = ?log_error, "the refused callback could not be logged");
+        // Bounded, so that a slow or absent database cannot hold the refusal past KooGallery's timeout.
+        match tokio::time::timeout(REFUSAL_LOG_TIMEOUT, self.store.record_callback(&entry)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(log_error)) => {
+                tracing::error!(error = ?log_error, "the refused callback could not be logged")
+            }
+            Err(_) => tracing::error!("logging the refused callback timed out"),
         }
         record_metrics(&entry);
         answer
