@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: the whole workspace on SQLite, then the store and server suites again on PostgreSQL
-# (127.0.0.1:5432, user postgres; each test creates and drops its own database).
+# (127.0.0.1:5432, user postgres; each test creates and drops its own database). Installs Huawei's
+# Python SDK into .venv first, for the signer cross-check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,13 @@ if ! pg_isready -d "$pg_url/postgres" -q 2>/dev/null; then
   echo "PostgreSQL is not answering at $pg_url (set KOOGATE_TEST_PG_URL to point elsewhere)" >&2
   exit 1
 fi
+
+# Huawei's official Python SDK, for the cross-check of the AK/SK signer (crates/protocol/tests/suite).
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import huaweicloudsdkcore" 2>/dev/null; then
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check "huaweicloudsdkcore==3.1.219"
+fi
+export KOOGATE_TEST_PYTHON="$PWD/.venv/bin/python"
 
 echo "== tests on SQLite"
 cargo test --workspace --locked

@@ -2,8 +2,9 @@
 //!
 //! This crate does no I/O, reads no clock and knows no HTTP status codes: the current time is always an
 //! argument. The server, the simulator and the CLI all call these functions, so each scheme has exactly
-//! one implementation, pinned by the golden vectors in `tests/vectors.rs`.
+//! one implementation, pinned by the golden vectors in `tests/suite/vectors.rs`.
 
+pub mod apig;
 pub mod body_sign;
 pub mod canonical;
 pub mod datetime;
