@@ -4,9 +4,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use koogate_protocol::open_api::QUERY_ORDER_PATH;
 use koogate_server::config::LogFormat;
 use koogate_server::{App, Config, SystemClock};
 use koogate_simulator::load::{LoadActivity, LoadPlan};
+use koogate_simulator::marketplace::MockMarketplace;
 use koogate_simulator::{CallbackSender, Tamper};
 use tokio_util::sync::CancellationToken;
 
@@ -46,6 +48,19 @@ pub struct LoadArgs {
     /// `new` (a newInstance per new order: durable writes) or `query` (queryInstance of one instance).
     #[arg(long, default_value = "new", value_parser = ["new", "query"])]
     activity: String,
+}
+
+#[derive(clap::Args)]
+pub struct MarketplaceArgs {
+    /// Address to serve the mock Open API on.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    listen: std::net::SocketAddr,
+    /// Access key id the mock accepts (default: KOOGATE_AK from the configuration).
+    #[arg(long)]
+    ak: Option<String>,
+    /// Its secret (default: KOOGATE_SK from the configuration).
+    #[arg(long)]
+    sk: Option<String>,
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -116,6 +131,31 @@ pub fn load(config_file: Option<&Path>, args: &LoadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub fn marketplace(config_file: Option<&Path>, args: &MarketplaceArgs) -> anyhow::Result<()> {
+    let mut config = Config::load(config_file)?;
+    if let (Some(ak), Some(sk)) = (&args.ak, &args.sk) {
+        config.ak = Some(ak.clone().into());
+        config.sk = Some(sk.clone().into());
+    }
+    let credentials = config.open_api_credentials().context(
+        "the mock needs the key pair it accepts: pass --ak and --sk, or set KOOGATE_AK and KOOGATE_SK",
+    )?;
+    init_tracing(&config);
+    let mock =
+        MockMarketplace::new(credentials, Arc::new(|| koogate_server::clock::Clock::now_ms(&SystemClock)));
+    runtime()?.block_on(async move {
+        let listener =
+            tokio::net::TcpListener::bind(args.listen).await.context("binding the mock's address")?;
+        println!(
+            "mock KooGallery Open API on http://{} (Query Order: {QUERY_ORDER_PATH})",
+            listener.local_addr()?
+        );
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        axum_serve(listener, mock.router(), shutdown).await
+    })
+}
+
 pub fn sign(config_file: Option<&Path>, args: &SignArgs) -> anyhow::Result<()> {
     let (key, target) = sim_target(config_file, args.key.as_ref(), args.target.as_ref())?;
     let body = if args.body == Path::new("-") {
@@ -177,4 +217,15 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
     let _ = ctrl_c.await;
     tracing::info!("shutdown requested; finishing in-flight requests");
     shutdown.cancel();
+}
+
+async fn axum_serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .context("serving HTTP")
 }

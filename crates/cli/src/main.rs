@@ -38,6 +38,9 @@ enum Command {
 enum SimCommand {
     /// Fire many signed callbacks at once and report throughput, latency and result codes.
     Load(commands::LoadArgs),
+    /// Serve a mock of KooGallery's Open API host (Query Order with the documented mock orders),
+    /// checking AK/SK signatures, for pointing KOOGATE_MARKETPLACE_URL at during local tests.
+    Marketplace(commands::MarketplaceArgs),
 }
 
 #[derive(Subcommand)]
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Command::Migrate => commands::migrate(cli.config.as_deref()),
         Command::Sign(args) => commands::sign(cli.config.as_deref(), &args),
         Command::Sim(SimCommand::Load(args)) => commands::load(cli.config.as_deref(), &args),
+        Command::Sim(SimCommand::Marketplace(args)) => commands::marketplace(cli.config.as_deref(), &args),
         Command::Keys(KeysCommand::Generate) => {
             println!("{}", koogate_server::crypto::generate_master_key());
             Ok(())

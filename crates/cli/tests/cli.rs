@@ -5,8 +5,13 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use koogate_protocol::apig::Credentials;
 use koogate_protocol::signature::{verify, SignatureParams, TimeWindow};
 use koogate_protocol::AccessKey;
+use koogate_simulator::marketplace::MockMarketplace;
 
 const KEY: &str = "TestAccessKey1234567890";
 
@@ -66,10 +71,17 @@ fn keys_generate_prints_a_32_byte_base64_key() {
 }
 
 #[test]
-fn serve_answers_signed_calls_and_stops_cleanly_on_sigterm() {
+fn serve_answers_signed_calls_runs_its_jobs_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mock = MockMarketplace::new(Credentials::new("CLIAK", "CLISK"), Arc::new(now_ms));
+    let (mock_addr, _mock_task) = runtime.block_on(mock.spawn()).unwrap();
     let mut child = koogate()
         .arg("serve")
+        .env("KOOGATE_AK", "CLIAK")
+        .env("KOOGATE_SK", "CLISK")
+        .env("KOOGATE_MARKETPLACE_URL", format!("http://{mock_addr}"))
+        .env("KOOGATE_MARKETPLACE_FALLBACK_URL", "")
         .env("KOOGATE_ACCESS_KEY", KEY)
         .env("KOOGATE_FRONT_END_URL", "https://app.example.com/{instance_id}")
         .env("KOOGATE_LISTEN", "127.0.0.1:0")
@@ -81,14 +93,23 @@ fn serve_answers_signed_calls_and_stops_cleanly_on_sigterm() {
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let addr = read_listen_addr(&mut stderr);
 
-    let runtime = tokio::runtime::Runtime::new().unwrap();
     let reply = runtime.block_on(async {
-        let sender = koogate_simulator::CallbackSender::new(format!("http://{addr}/saasproduce"), AccessKey::from_text(KEY));
-        let body = serde_json::json!({"activity": "newInstance", "orderId": "CLI1", "orderLineId": "CLI1-000001", "businessId": "cli-1"});
+        let sender = koogate_simulator::CallbackSender::new(
+            format!("http://{addr}/saasproduce"),
+            AccessKey::from_text(KEY),
+        );
+        let body = serde_json::json!({"activity": "newInstance", "orderId": "MOCKONETIMENEW",
+                                      "orderLineId": "MOCKONETIMENEW-000001", "businessId": "cli-1"});
         sender.send_value(&body, &Default::default()).await.unwrap()
     });
     assert_eq!(reply.result_code().as_deref(), Some("000000"));
     assert!(reply.body_sign_valid(&AccessKey::from_text(KEY)));
+    // The job runner of the real process fetches the order in the background.
+    assert!(
+        runtime.block_on(mock.wait_for_requests(1, Duration::from_secs(20))),
+        "the order was never fetched"
+    );
+    assert_eq!(mock.requests()[0].signature, Ok(()));
 
     let pid = child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());

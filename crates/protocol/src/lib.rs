@@ -13,6 +13,7 @@ pub mod json;
 pub mod key;
 mod lenient;
 pub mod messages;
+pub mod open_api;
 pub mod result_code;
 pub mod signature;
 

@@ -13,6 +13,8 @@ use crate::config::{Config, ConfigError};
 use crate::crypto::{CredentialCipher, CryptoError};
 use crate::http::{router, AppState};
 use crate::jobs::{JobRunner, PurgeHandler};
+use crate::marketplace::{MarketplaceClient, MarketplaceSettings};
+use crate::order_fetch::OrderFetchHandler;
 use crate::provision::{Provisioner, TemplateProvisioner};
 use crate::saas::{Saas, SaasSettings};
 use crate::workers::Maintenance;
@@ -26,6 +28,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    #[error("building the HTTP client for KooGallery's Open APIs failed")]
+    Http(#[source] reqwest::Error),
     #[error("cannot listen on {addr}")]
     Bind { addr: SocketAddr, source: std::io::Error },
 }
@@ -81,8 +85,22 @@ impl App {
         };
         let router = router(state, &config.produce_path);
         let maintenance = Maintenance::new(store.clone(), clock.clone(), config.maintenance_interval);
-        let jobs = JobRunner::new(store.clone(), clock, config.job_lease, config.job_poll_interval)
-            .with_handler(Arc::new(PurgeHandler { store }));
+        let mut jobs =
+            JobRunner::new(store.clone(), clock.clone(), config.job_lease, config.job_poll_interval)
+                .with_handler(Arc::new(PurgeHandler { store: store.clone() }));
+        match config.open_api_credentials() {
+            Some(credentials) => {
+                let settings = MarketplaceSettings {
+                    hosts: config.marketplace_hosts(),
+                    credentials,
+                    timeout: config.marketplace_timeout,
+                    connect_timeout: config.marketplace_connect_timeout,
+                };
+                let client = MarketplaceClient::new(settings, clock).map_err(StartError::Http)?;
+                jobs = jobs.with_handler(Arc::new(OrderFetchHandler { store, client }));
+            }
+            None => tracing::warn!("KOOGATE_AK/KOOGATE_SK are not set: order details will not be fetched"),
+        }
         Ok(Self { router, saas, maintenance, jobs })
     }
 }
@@ -96,13 +114,15 @@ pub async fn open_store(config: &Config) -> Result<Store, StartError> {
     Ok(store)
 }
 
-/// Serves `app` on `listener` until `shutdown` is cancelled, then finishes in-flight requests.
+/// Serves `app` on `listener` with its background workers (housekeeping and the job runner) until
+/// `shutdown` is cancelled, then finishes in-flight requests and stops the workers.
 pub async fn serve(app: App, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
-    let worker = tokio::spawn(app.maintenance.run(shutdown.clone()));
+    let maintenance = tokio::spawn(app.maintenance.run(shutdown.clone()));
+    let jobs = tokio::spawn(app.jobs.run(shutdown.clone()));
     let result =
         axum::serve(listener, app.router).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await;
     shutdown.cancel();
-    let _ = worker.await;
+    let _ = tokio::join!(maintenance, jobs);
     result
 }
 

@@ -12,11 +12,15 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 /// Settings given as secrets: each may also come from a file named by `KOOGATE_<NAME>_FILE`.
-const SECRET_KEYS: [&str; 3] = ["access_key", "master_key", "database_url"];
+const SECRET_KEYS: [&str; 5] = ["access_key", "master_key", "database_url", "ak", "sk"];
 
 /// Text settings whose environment values are taken verbatim. figment would read `0012345` as the
 /// number 12345, corrupting a key or turning the code `000005` into 5.
-const TEXT_KEYS: [&str; 10] = [
+const TEXT_KEYS: [&str; 14] = [
+    "ak",
+    "sk",
+    "marketplace_url",
+    "marketplace_fallback_url",
     "database_url",
     "access_key",
     "master_key",
@@ -119,6 +123,22 @@ pub struct Config {
     #[serde(with = "humantime_serde")]
     pub job_poll_interval: Duration,
 
+    /// `KOOGATE_MARKETPLACE_URL`: base URL of KooGallery's Open APIs (China site by default).
+    pub marketplace_url: String,
+    /// `KOOGATE_MARKETPLACE_FALLBACK_URL`: tried when the primary host cannot be reached; empty for none.
+    pub marketplace_fallback_url: String,
+    /// `KOOGATE_AK`: access key id for the Open APIs (Seller Center → My Credentials → Access Keys).
+    #[serde(serialize_with = "expose_opt")]
+    pub ak: Option<SecretString>,
+    /// `KOOGATE_SK`: the secret of `KOOGATE_AK`.
+    #[serde(serialize_with = "expose_opt")]
+    pub sk: Option<SecretString>,
+    /// Whole-request timeout of an Open API call.
+    #[serde(with = "humantime_serde")]
+    pub marketplace_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub marketplace_connect_timeout: Duration,
+
     /// `KOOGATE_LOG`: a tracing filter such as `info` or `koogate_server=debug`.
     pub log: String,
     pub log_format: LogFormat,
@@ -166,6 +186,12 @@ impl Default for Config {
             maintenance_interval: Duration::from_secs(60),
             job_lease: Duration::from_secs(300),
             job_poll_interval: Duration::from_secs(1),
+            marketplace_url: "https://mkt.myhuaweicloud.com".into(),
+            marketplace_fallback_url: "https://mkt.myhuaweicloud.cn".into(),
+            ak: None,
+            sk: None,
+            marketplace_timeout: Duration::from_secs(10),
+            marketplace_connect_timeout: Duration::from_secs(3),
             log: "info".into(),
             log_format: LogFormat::Text,
             metrics: true,
@@ -244,6 +270,20 @@ impl Config {
                 return Err(invalid("KOOGATE_FRONT_END_URL must be an http(s) URL, e.g. https://app.example.com/t/{instance_id}"));
             }
         }
+        for (name, url) in [
+            ("KOOGATE_MARKETPLACE_URL", self.marketplace_url.as_str()),
+            ("KOOGATE_MARKETPLACE_FALLBACK_URL", self.marketplace_fallback_url.as_str()),
+        ] {
+            let empty_fallback = name.ends_with("FALLBACK_URL") && url.is_empty();
+            if !(empty_fallback || url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(invalid(format!(
+                    "{name} must be an http(s) base URL such as https://mkt.myhuaweicloud.com"
+                )));
+            }
+        }
+        if self.ak.is_some() != self.sk.is_some() {
+            return Err(invalid("set both KOOGATE_AK and KOOGATE_SK (the Open API key pair), or neither"));
+        }
         if self.admin_user_name.is_some() && self.master_key.is_none() {
             return Err(invalid(
                 "KOOGATE_ADMIN_USER_NAME asks for generated admin passwords, which are stored encrypted: \
@@ -280,6 +320,22 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The Open API key pair, when configured.
+    pub fn open_api_credentials(&self) -> Option<koogate_protocol::apig::Credentials> {
+        let (ak, sk) = (self.ak.as_ref()?, self.sk.as_ref()?);
+        Some(koogate_protocol::apig::Credentials::new(ak.expose_secret().trim(), sk.expose_secret().trim()))
+    }
+
+    /// Open API base URLs in the order to try them.
+    pub fn marketplace_hosts(&self) -> Vec<String> {
+        let mut hosts = vec![self.marketplace_url.trim_end_matches('/').to_owned()];
+        let fallback = self.marketplace_fallback_url.trim_end_matches('/');
+        if !fallback.is_empty() && fallback != hosts[0] {
+            hosts.push(fallback.to_owned());
+        }
+        hosts
     }
 
     pub fn database_url(&self) -> koogate_store::DatabaseUrl {

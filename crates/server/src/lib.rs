@@ -7,6 +7,8 @@ pub mod config;
 pub mod crypto;
 pub mod http;
 pub mod jobs;
+pub mod marketplace;
+pub mod order_fetch;
 pub mod provision;
 pub mod saas;
 pub mod workers;

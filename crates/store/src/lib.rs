@@ -12,6 +12,7 @@ mod error;
 mod jobs;
 mod maintenance;
 mod model;
+mod orders;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tx;
@@ -22,4 +23,5 @@ pub use jobs::{Job, NewJob};
 pub use model::{
     CallbackQuery, CallbackRecord, Change, Instance, InstanceStatus, NewInstanceRecord, StoredAppInfo,
 };
+pub use orders::OrderRecord;
 pub use tx::Tx;

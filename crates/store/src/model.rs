@@ -84,6 +84,10 @@ pub struct Instance {
     pub expire_time_ms: Option<i64>,
     pub last_scene: Option<String>,
     pub product_id: Option<String>,
+    /// From the latest fetched order (Query Order).
+    pub sku_code: Option<String>,
+    pub charging_mode: Option<String>,
+    pub linear_value: Option<i64>,
     pub app_info: Option<StoredAppInfo>,
     pub provision_error: Option<String>,
     pub release_order_id: Option<String>,
@@ -103,6 +107,9 @@ pub(crate) struct InstanceRow {
     expire_time_ms: Option<i64>,
     last_scene: Option<String>,
     product_id: Option<String>,
+    sku_code: Option<String>,
+    charging_mode: Option<String>,
+    linear_value: Option<i64>,
     front_end_url: Option<String>,
     admin_url: Option<String>,
     user_name: Option<String>,
@@ -116,7 +123,7 @@ pub(crate) struct InstanceRow {
 }
 
 pub(crate) const INSTANCE_COLUMNS: &str = "instance_id, order_id, order_line_id, test, status, \
-    expire_time_ms, last_scene, product_id, front_end_url, admin_url, user_name, password_enc, memo, \
+    expire_time_ms, last_scene, product_id, sku_code, charging_mode, linear_value, front_end_url, admin_url, user_name, password_enc, memo, \
     provision_error, release_order_id, purge_after_ms, created_at_ms, updated_at_ms";
 
 impl TryFrom<InstanceRow> for Instance {
@@ -141,6 +148,9 @@ impl TryFrom<InstanceRow> for Instance {
             expire_time_ms: row.expire_time_ms,
             last_scene: row.last_scene,
             product_id: row.product_id,
+            sku_code: row.sku_code,
+            charging_mode: row.charging_mode,
+            linear_value: row.linear_value,
             app_info,
             provision_error: row.provision_error,
             release_order_id: row.release_order_id,

@@ -4,8 +4,8 @@
 use koogate_protocol::ids::{InstanceId, OrderId, OrderLineId};
 use koogate_store::testing::TestDatabase;
 use koogate_store::{
-    Backend, CallbackQuery, CallbackRecord, Change, InstanceStatus, NewInstanceRecord, NewJob, PoolSettings,
-    Store, StoredAppInfo,
+    Backend, CallbackQuery, CallbackRecord, Change, InstanceStatus, NewInstanceRecord, NewJob, OrderRecord,
+    PoolSettings, Store, StoredAppInfo,
 };
 
 async fn fresh() -> (Store, TestDatabase) {
@@ -321,4 +321,46 @@ async fn concurrent_claimers_never_take_the_same_job() {
     let before = all.len();
     all.dedup();
     assert_eq!((before, all.len()), (30, 30), "each job taken exactly once");
+}
+
+fn order_record(instance: &str, order: &str, sku: &str, expire: Option<i64>) -> OrderRecord {
+    OrderRecord {
+        order_id: order.into(),
+        order_line_id: format!("{order}-000001"),
+        instance_id: instance.into(),
+        reason: "new".into(),
+        order_type: Some("NEW".into()),
+        charging_mode: Some("PERIOD".into()),
+        product_id: Some("P".into()),
+        sku_code: Some(sku.into()),
+        product_name: Some("名前".into()),
+        linear_value: Some(10),
+        period_type: Some("month".into()),
+        period_number: Some(1),
+        expire_time_ms: expire,
+        amount: Some("100".into()),
+        amount_after_discount: Some("90".into()),
+        customer_id: Some("c".into()),
+        buyer_json: Some("{}".into()),
+        extend_params_json: "[]".into(),
+        raw_json: "{}".into(),
+        fetched_at_ms: 5,
+    }
+}
+
+#[tokio::test]
+async fn saved_orders_update_the_instance_and_replace_earlier_fetches_of_the_same_line() {
+    let (store, _db) = fresh().await;
+    let id = InstanceId::parse("ord").unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_instance(&new_record("ord", "O7", false)).await.unwrap();
+    tx.commit().await.unwrap();
+
+    store.save_order(&order_record("ord", "O7", "basic", Some(1_000))).await.unwrap();
+    store.save_order(&order_record("ord", "O7", "basic-v2", Some(2_000))).await.unwrap();
+    let orders = store.orders_for_instance("ord").await.unwrap();
+    assert_eq!(orders, vec![order_record("ord", "O7", "basic-v2", Some(2_000))]);
+    let instance = store.instance(&id).await.unwrap().unwrap();
+    assert_eq!((instance.sku_code.as_deref(), instance.linear_value), (Some("basic-v2"), Some(10)));
+    assert_eq!(instance.expire_time_ms, Some(1_000), "an expiry already set is not overwritten by a fetch");
 }

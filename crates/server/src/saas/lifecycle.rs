@@ -5,9 +5,9 @@
 //! keys. A debug call naming an instance that has no debug record is answered as if it had succeeded
 //! and changes nothing, so saved debug cases replay deterministically.
 
-use koogate_protocol::ids::InstanceId;
+use koogate_protocol::ids::{InstanceId, OrderId, OrderLineId};
 use koogate_protocol::messages::{
-    AppInfo, ChangeInstanceCheck, NewInstance, RefreshInstance, ReleaseInstance, StatusChange,
+    AppInfo, ChangeInstanceCheck, NewInstance, RefreshInstance, RefreshScene, ReleaseInstance, StatusChange,
     UpdateInstanceStatus, UpgradeInstance,
 };
 use koogate_protocol::{CallbackResponse, ResultCode};
@@ -15,6 +15,7 @@ use koogate_store::{Change, Instance, InstanceStatus, NewInstanceRecord, StoredA
 
 use super::{Saas, ServiceError};
 use crate::config::ChangeCheckPolicy;
+use crate::order_fetch::{fetch_order_job, FetchReason};
 use crate::provision::{ProvisionOutcome, ProvisionRequest};
 
 impl Saas {
@@ -41,6 +42,16 @@ impl Saas {
         })?;
         if created {
             tracing::info!(instance_id = %instance.instance_id, order_id = %r.order_id, test = r.test, "instance created");
+            self.fetch_order(
+                tx,
+                &instance.instance_id,
+                &r.order_id,
+                &r.order_line_id,
+                r.test,
+                FetchReason::New,
+                now,
+            )
+            .await?;
         }
         match instance.status {
             InstanceStatus::Provisioning if created => self.provision(tx, &instance, now).await,
@@ -98,6 +109,25 @@ impl Saas {
                 Err(error.into())
             }
         }
+    }
+
+    /// Enqueues the Query Order fetch for a real order line, in the callback's transaction, when Open API
+    /// credentials are configured. Debug calls never fetch.
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_order(
+        &self,
+        tx: &mut Tx,
+        instance_id: &InstanceId,
+        order_id: &OrderId,
+        order_line_id: &OrderLineId,
+        test: bool,
+        reason: FetchReason,
+        now_ms: i64,
+    ) -> Result<(), ServiceError> {
+        if self.settings.fetch_orders && !test {
+            tx.enqueue_job(&fetch_order_job(instance_id, order_id, order_line_id, reason, now_ms)).await?;
+        }
+        Ok(())
     }
 
     /// Encrypts the password for storage. A password without a master key is refused rather than
@@ -185,6 +215,19 @@ impl Saas {
         // A redelivered refresh is not applied again: a late copy of an older renewal must not undo a
         // newer cancellation of that renewal.
         if tx.record_change(&change).await? {
+            if r.scene == RefreshScene::RenewalChange {
+                let reason = FetchReason::RenewalChange;
+                self.fetch_order(
+                    tx,
+                    &instance.instance_id,
+                    &r.order_id,
+                    &r.order_line_id,
+                    r.test,
+                    reason,
+                    now,
+                )
+                .await?;
+            }
             let product = r.product_id.as_ref().map(|p| p.as_str());
             tx.set_expiry(&instance.instance_id, r.expire_time_ms, r.scene.as_str(), product, now).await?;
             tracing::info!(instance_id = %instance.instance_id, scene = r.scene.as_str(), expire_time = %r.expire_time, "expiry set");
@@ -268,6 +311,17 @@ impl Saas {
         };
         if tx.record_change(&change).await? {
             tracing::info!(instance_id = %instance.instance_id, order_id = %r.order_id, "upgrade recorded");
+            let now = change.now_ms;
+            self.fetch_order(
+                tx,
+                &instance.instance_id,
+                &r.order_id,
+                &r.order_line_id,
+                r.test,
+                FetchReason::Upgrade,
+                now,
+            )
+            .await?;
         }
         Ok(success())
     }

@@ -36,6 +36,8 @@ pub struct SaasSettings {
     pub create_response_app_info: bool,
     pub change_check_policy: ChangeCheckPolicy,
     pub change_check_reject_code: koogate_protocol::ResultCode,
+    /// Real purchases, upgrades and renewal changes enqueue a Query Order fetch (needs `KOOGATE_AK`/`SK`).
+    pub fetch_orders: bool,
 }
 
 impl SaasSettings {
@@ -51,6 +53,7 @@ impl SaasSettings {
             change_check_policy: config.change_check_policy,
             change_check_reject_code: koogate_protocol::ResultCode::parse(&config.change_check_reject_code)
                 .expect("checked when the configuration was loaded"),
+            fetch_orders: config.open_api_credentials().is_some(),
         }
     }
 }

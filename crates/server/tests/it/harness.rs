@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use koogate_protocol::apig::Credentials;
 use koogate_protocol::ids::{BusinessId, InstanceId, OrderId, OrderLineId};
 use koogate_protocol::messages::{NewInstance, QueryInstance, Request};
 use koogate_protocol::AccessKey;
@@ -11,6 +12,7 @@ use koogate_server::jobs::JobRunner;
 use koogate_server::provision::Provisioner;
 use koogate_server::workers::Maintenance;
 use koogate_server::{App, Config};
+use koogate_simulator::marketplace::MockMarketplace;
 use koogate_simulator::{CallbackReply, CallbackSender};
 use koogate_store::testing::TestDatabase;
 use koogate_store::Store;
@@ -58,6 +60,39 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let db = Arc::new(TestDatabase::create().await);
     let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
     start(config, db, clock).await
+}
+
+pub const AK: &str = "TESTAK0000000000001";
+pub const SK: &str = "TestSecretKey0000000000000000000000000001";
+
+/// koogate with a mock KooGallery Open API host (sharing the test clock), reached at `primary` — or,
+/// when `primary` is `None`, directly. The mock is returned for fault injection and inspection.
+pub async fn spawn_with_marketplace(
+    primary: Option<&str>,
+    tweak: impl FnOnce(&mut Config),
+) -> (TestApp, MockMarketplace) {
+    let db = Arc::new(TestDatabase::create().await);
+    let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
+    let time = clock.clone();
+    let mock = MockMarketplace::new(Credentials::new(AK, SK), Arc::new(move || time.now_ms()));
+    let (addr, _task) = mock.spawn().await.unwrap();
+    let mock_url = format!("http://{addr}");
+    let mut config = test_config();
+    config.ak = Some(SecretString::from(AK));
+    config.sk = Some(SecretString::from(SK));
+    match primary {
+        Some(primary) => {
+            config.marketplace_url = primary.to_owned();
+            config.marketplace_fallback_url = mock_url;
+        }
+        None => {
+            config.marketplace_url = mock_url;
+            config.marketplace_fallback_url = String::new();
+        }
+    }
+    tweak(&mut config);
+    let url = db.url().as_str().to_owned();
+    (start_at(config, db, url, clock, None).await, mock)
 }
 
 /// koogate with real instances provisioned by `provisioner`.

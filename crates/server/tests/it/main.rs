@@ -6,6 +6,7 @@ mod harness;
 
 mod health;
 mod lifecycle;
+mod orders;
 mod outage;
 mod provisioning;
 mod query;
