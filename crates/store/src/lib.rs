@@ -13,8 +13,10 @@ mod jobs;
 mod maintenance;
 mod model;
 mod orders;
+mod outbox;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tokens;
 mod tx;
 
 pub use backend::{Backend, DatabaseUrl, PoolSettings, Store};
@@ -24,4 +26,6 @@ pub use model::{
     CallbackQuery, CallbackRecord, Change, Instance, InstanceStatus, NewInstanceRecord, StoredAppInfo,
 };
 pub use orders::OrderRecord;
+pub use outbox::{Delivery, DeliveryQuery, NewEvent};
+pub use tokens::ApiToken;
 pub use tx::Tx;

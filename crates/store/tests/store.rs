@@ -4,8 +4,8 @@
 use koogate_protocol::ids::{InstanceId, OrderId, OrderLineId};
 use koogate_store::testing::TestDatabase;
 use koogate_store::{
-    Backend, CallbackQuery, CallbackRecord, Change, InstanceStatus, NewInstanceRecord, NewJob, OrderRecord,
-    PoolSettings, Store, StoredAppInfo,
+    Backend, CallbackQuery, CallbackRecord, Change, DeliveryQuery, InstanceStatus, NewEvent,
+    NewInstanceRecord, NewJob, OrderRecord, PoolSettings, Store, StoredAppInfo,
 };
 
 async fn fresh() -> (Store, TestDatabase) {
@@ -363,4 +363,94 @@ async fn saved_orders_update_the_instance_and_replace_earlier_fetches_of_the_sam
     let instance = store.instance(&id).await.unwrap().unwrap();
     assert_eq!((instance.sku_code.as_deref(), instance.linear_value), (Some("basic-v2"), Some(10)));
     assert_eq!(instance.expire_time_ms, Some(1_000), "an expiry already set is not overwritten by a fetch");
+}
+
+fn event(id: &str, instance: &str, now_ms: i64) -> NewEvent {
+    NewEvent {
+        event_id: id.into(),
+        event_type: "instance.created".into(),
+        instance_id: instance.into(),
+        test: false,
+        data: "{}".into(),
+        now_ms,
+    }
+}
+
+#[tokio::test]
+async fn events_of_one_instance_are_delivered_in_order_and_others_in_parallel() {
+    let (store, _db) = fresh().await;
+    for (id, instance) in [("e1", "a"), ("e2", "a"), ("e3", "b")] {
+        store.enqueue_event(&event(id, instance, 0)).await.unwrap();
+    }
+    let first = store.claim_delivery("w1", 10, 1_000).await.unwrap().unwrap();
+    let second = store.claim_delivery("w2", 10, 1_000).await.unwrap().unwrap();
+    assert_eq!((first.event_id.as_str(), second.event_id.as_str()), ("e1", "e3"));
+    assert_eq!(store.claim_delivery("w3", 10, 1_000).await.unwrap(), None, "e2 waits for e1");
+
+    assert!(store.freeze_delivery_body(first.id, "w1", "{\"frozen\":1}").await.unwrap());
+    assert!(
+        !store.freeze_delivery_body(first.id, "w1", "{\"other\":1}").await.unwrap(),
+        "the body is fixed once"
+    );
+    assert!(store
+        .settle_delivery(first.id, "w1", "pending", Some(500), Some(500), Some("HTTP 500"), 20)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.claim_delivery("w3", 499, 1_000).await.unwrap(),
+        None,
+        "e1 retries at 500; e2 still waits"
+    );
+    let again = store.claim_delivery("w3", 500, 1_000).await.unwrap().unwrap();
+    assert_eq!(
+        (again.event_id.as_str(), again.attempts, again.body.as_deref()),
+        ("e1", 1, Some("{\"frozen\":1}"))
+    );
+    assert!(store.settle_delivery(again.id, "w3", "delivered", None, Some(200), None, 501).await.unwrap());
+    let next = store.claim_delivery("w3", 501, 1_000).await.unwrap().unwrap();
+    assert_eq!(next.event_id, "e2");
+}
+
+#[tokio::test]
+async fn dead_events_stop_blocking_and_can_be_replayed_with_their_id() {
+    let (store, _db) = fresh().await;
+    store.enqueue_event(&event("d1", "x", 0)).await.unwrap();
+    store.enqueue_event(&event("d2", "x", 0)).await.unwrap();
+    let head = store.claim_delivery("w", 0, 1_000).await.unwrap().unwrap();
+    assert!(store.settle_delivery(head.id, "w", "dead", None, Some(500), Some("gave up"), 1).await.unwrap());
+    assert_eq!(store.claim_delivery("w", 1, 1_000).await.unwrap().unwrap().event_id, "d2");
+
+    let dead =
+        store.deliveries(&DeliveryQuery { state: Some("dead".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(dead.iter().map(|d| d.event_id.as_str()).collect::<Vec<_>>(), ["d1"]);
+    assert!(store.replay_delivery("d1", 5).await.unwrap());
+    assert!(!store.replay_delivery("d1", 5).await.unwrap(), "already pending");
+    assert!(!store.replay_delivery("nope", 5).await.unwrap());
+    let replayed = store.delivery("d1").await.unwrap().unwrap();
+    assert_eq!((replayed.state.as_str(), replayed.attempts), ("pending", 0));
+}
+
+#[tokio::test]
+async fn only_the_lease_holder_settles_and_a_postponed_event_keeps_its_attempt_count() {
+    let (store, _db) = fresh().await;
+    store.enqueue_event(&event("p1", "y", 0)).await.unwrap();
+    let claimed = store.claim_delivery("holder", 0, 100).await.unwrap().unwrap();
+    assert!(!store.settle_delivery(claimed.id, "intruder", "delivered", None, None, None, 1).await.unwrap());
+    assert!(store.postpone_delivery(claimed.id, "holder", 50, 1).await.unwrap());
+    let later = store.claim_delivery("holder", 50, 100).await.unwrap().unwrap();
+    assert_eq!(later.attempts, 0);
+    let taken_over = store.claim_delivery("other", 151, 100).await.unwrap().unwrap();
+    assert_eq!(taken_over.id, later.id, "an expired lease is taken over");
+}
+
+#[tokio::test]
+async fn tokens_are_found_by_hash_until_revoked() {
+    let (store, _db) = fresh().await;
+    store.create_token("tok_1", "billing app", "hash-1", 1).await.unwrap();
+    assert_eq!(store.use_token("hash-1", 2).await.unwrap().unwrap().last_used_at_ms, Some(2));
+    assert_eq!(store.use_token("hash-2", 2).await.unwrap(), None);
+    assert!(store.revoke_token("tok_1", 3).await.unwrap());
+    assert!(!store.revoke_token("tok_1", 4).await.unwrap());
+    assert_eq!(store.use_token("hash-1", 5).await.unwrap(), None);
+    assert_eq!(store.tokens().await.unwrap()[0].revoked_at_ms, Some(3));
 }
