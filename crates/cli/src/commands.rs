@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use koogate_protocol::open_api::QUERY_ORDER_PATH;
+use koogate_server::api;
 use koogate_server::config::LogFormat;
+use koogate_server::events::rfc3339;
 use koogate_server::{App, Config, SystemClock};
 use koogate_simulator::load::{LoadActivity, LoadPlan};
 use koogate_simulator::marketplace::MockMarketplace;
 use koogate_simulator::{CallbackSender, Tamper};
+use koogate_store::{DeliveryQuery, Store};
 use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args)]
@@ -228,4 +231,108 @@ async fn axum_serve(
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
         .context("serving HTTP")
+}
+
+/// Runs `work` against the configured database (migrated first, as `serve` would).
+fn with_store<T>(
+    config_file: Option<&Path>,
+    work: impl AsyncFnOnce(Store) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let config = Config::load(config_file)?;
+    runtime()?.block_on(async move {
+        let store = koogate_server::open_store(&config).await?;
+        let result = work(store.clone()).await;
+        store.close().await;
+        result
+    })
+}
+
+fn now_ms() -> i64 {
+    koogate_server::clock::Clock::now_ms(&SystemClock)
+}
+
+pub fn tokens_create(config_file: Option<&Path>, name: &str) -> anyhow::Result<()> {
+    if name.trim().is_empty() {
+        anyhow::bail!("--name must not be empty");
+    }
+    let (record, token) =
+        with_store(config_file, async |store| Ok(api::tokens::create(&store, name, now_ms()).await?))?;
+    println!("created token {} ({}); it is shown only now:", record.id, record.name);
+    println!("{token}");
+    Ok(())
+}
+
+pub fn tokens_list(config_file: Option<&Path>) -> anyhow::Result<()> {
+    let tokens = with_store(config_file, async |store| Ok(store.tokens().await?))?;
+    for token in tokens {
+        let state = if token.revoked_at_ms.is_some() { "revoked" } else { "active" };
+        let used = token.last_used_at_ms.map(rfc3339).unwrap_or_else(|| "never".into());
+        println!(
+            "{}\t{}\t{}\tcreated {}\tlast used {}",
+            token.id,
+            state,
+            token.name,
+            rfc3339(token.created_at_ms),
+            used
+        );
+    }
+    Ok(())
+}
+
+pub fn tokens_revoke(config_file: Option<&Path>, id: &str) -> anyhow::Result<()> {
+    if with_store(config_file, async |store| Ok(store.revoke_token(id, now_ms()).await?))? {
+        println!("revoked {id}");
+        Ok(())
+    } else {
+        anyhow::bail!("no active token with id {id}")
+    }
+}
+
+pub fn deliveries_list(
+    config_file: Option<&Path>,
+    state: Option<String>,
+    instance_id: Option<String>,
+    limit: i64,
+) -> anyhow::Result<()> {
+    let query = DeliveryQuery { state, instance_id, before_id: None, limit };
+    let deliveries = with_store(config_file, async |store| Ok(store.deliveries(&query).await?))?;
+    for d in deliveries {
+        let error = d.last_error.as_deref().unwrap_or("");
+        println!(
+            "{}\t{}\t{}\t{}\tattempts {}\t{}",
+            d.event_id, d.state, d.event_type, d.instance_id, d.attempts, error
+        );
+    }
+    Ok(())
+}
+
+pub fn deliveries_replay(
+    config_file: Option<&Path>,
+    event_ids: Vec<String>,
+    all_dead: bool,
+) -> anyhow::Result<()> {
+    if event_ids.is_empty() != all_dead {
+        anyhow::bail!("name the event ids to replay, or pass --all-dead (not both)");
+    }
+    with_store(config_file, async |store| {
+        let ids = if all_dead {
+            let dead = DeliveryQuery {
+                state: Some("dead".into()),
+                instance_id: None,
+                before_id: None,
+                limit: 100_000,
+            };
+            store.deliveries(&dead).await?.into_iter().map(|d| d.event_id).collect()
+        } else {
+            event_ids
+        };
+        for id in ids {
+            if store.replay_delivery(&id, now_ms()).await? {
+                println!("queued {id} for delivery");
+            } else {
+                eprintln!("{id}: no such event, or it is still pending");
+            }
+        }
+        Ok(())
+    })
 }

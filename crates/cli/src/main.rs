@@ -29,6 +29,14 @@ enum Command {
     /// Key utilities.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Print the OpenAPI document of the merchant-app API (/api/v1).
+    Openapi,
+    /// API tokens for the merchant-app API.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// Event deliveries to the merchant's app.
+    #[command(subcommand)]
+    Deliveries(DeliveriesCommand),
     /// Act as KooGallery against a production URL.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -41,6 +49,39 @@ enum SimCommand {
     /// Serve a mock of KooGallery's Open API host (Query Order with the documented mock orders),
     /// checking AK/SK signatures, for pointing KOOGATE_MARKETPLACE_URL at during local tests.
     Marketplace(commands::MarketplaceArgs),
+}
+
+#[derive(Subcommand)]
+enum TokensCommand {
+    /// Create a token; the token itself is printed alone on the last line (it is shown only once).
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// List tokens (never the tokens themselves).
+    List,
+    /// Revoke a token by its id.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+enum DeliveriesCommand {
+    /// List deliveries, newest first.
+    List {
+        /// pending, delivered or dead.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        instance: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Send events again with their ids and bodies: the given ones, or every dead one with --all-dead.
+    Replay {
+        event_ids: Vec<String>,
+        #[arg(long)]
+        all_dead: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -57,6 +98,21 @@ fn main() -> ExitCode {
         Command::Sign(args) => commands::sign(cli.config.as_deref(), &args),
         Command::Sim(SimCommand::Load(args)) => commands::load(cli.config.as_deref(), &args),
         Command::Sim(SimCommand::Marketplace(args)) => commands::marketplace(cli.config.as_deref(), &args),
+        Command::Openapi => {
+            print!("{}", koogate_server::api::openapi::document_text());
+            Ok(())
+        }
+        Command::Tokens(TokensCommand::Create { name }) => {
+            commands::tokens_create(cli.config.as_deref(), &name)
+        }
+        Command::Tokens(TokensCommand::List) => commands::tokens_list(cli.config.as_deref()),
+        Command::Tokens(TokensCommand::Revoke { id }) => commands::tokens_revoke(cli.config.as_deref(), &id),
+        Command::Deliveries(DeliveriesCommand::List { state, instance, limit }) => {
+            commands::deliveries_list(cli.config.as_deref(), state, instance, limit)
+        }
+        Command::Deliveries(DeliveriesCommand::Replay { event_ids, all_dead }) => {
+            commands::deliveries_replay(cli.config.as_deref(), event_ids, all_dead)
+        }
         Command::Keys(KeysCommand::Generate) => {
             println!("{}", koogate_server::crypto::generate_master_key());
             Ok(())

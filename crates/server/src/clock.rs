@@ -31,6 +31,11 @@ impl ManualClock {
         Self { now_ms: AtomicI64::new(now_ms) }
     }
 
+    /// The current manual time (the same as [`Clock::now_ms`], without importing the trait).
+    pub fn now(&self) -> i64 {
+        self.now_ms.load(Ordering::SeqCst)
+    }
+
     pub fn set(&self, now_ms: i64) {
         self.now_ms.store(now_ms, Ordering::SeqCst);
     }

@@ -7,16 +7,21 @@ use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use koogate_protocol::webhook::WebhookSecret;
 use koogate_protocol::{AccessKey, ResultCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 /// Settings given as secrets: each may also come from a file named by `KOOGATE_<NAME>_FILE`.
-const SECRET_KEYS: [&str; 5] = ["access_key", "master_key", "database_url", "ak", "sk"];
+const SECRET_KEYS: [&str; 6] = ["access_key", "master_key", "database_url", "ak", "sk", "app_webhook_secret"];
 
 /// Text settings whose environment values are taken verbatim. figment would read `0012345` as the
 /// number 12345, corrupting a key or turning the code `000005` into 5.
-const TEXT_KEYS: [&str; 14] = [
+const TEXT_KEYS: [&str; 18] = [
+    "app_webhook_url",
+    "app_webhook_secret",
+    "app_command",
+    "delivery_schedule",
     "ak",
     "sk",
     "marketplace_url",
@@ -39,6 +44,18 @@ const TEXT_KEYS: [&str; 14] = [
 pub enum ChangeCheckPolicy {
     Accept,
     Reject,
+}
+
+/// Who sets up a new instance for the buyer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProvisionerKind {
+    /// At once, from the URL and account templates.
+    Template,
+    /// The merchant's app, told by the `instance.created` webhook (`newInstance` answers `000004`).
+    Webhook,
+    /// A local executable, given each event on standard input (`newInstance` answers `000004`).
+    Command,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +140,32 @@ pub struct Config {
     #[serde(with = "humantime_serde")]
     pub job_poll_interval: Duration,
 
+    /// `KOOGATE_PROVISIONER`: `template` (default), `webhook` or `command`.
+    pub provisioner: ProvisionerKind,
+    /// `KOOGATE_APP_WEBHOOK_URL`: where lifecycle events are POSTed (Standard Webhooks).
+    pub app_webhook_url: Option<String>,
+    /// `KOOGATE_APP_WEBHOOK_SECRET`: `whsec_…`; several, separated by spaces, while rotating.
+    #[serde(serialize_with = "expose_opt")]
+    pub app_webhook_secret: Option<SecretString>,
+    #[serde(with = "humantime_serde")]
+    pub app_webhook_timeout: Duration,
+    /// `KOOGATE_APP_COMMAND`: the executable the `command` provisioner runs for each event.
+    pub app_command: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub app_command_timeout: Duration,
+    /// `KOOGATE_DELIVERY_SCHEDULE`: waits between delivery attempts, comma-separated; after the last the
+    /// delivery is dead. The default spans about 74 hours.
+    pub delivery_schedule: String,
+    /// `KOOGATE_CREATED_EVENT_WAITS_FOR_ORDER`: hold `instance.created` until the order details are
+    /// fetched (at most `KOOGATE_ORDER_WAIT_MAX`), so the app learns what was bought.
+    pub created_event_waits_for_order: bool,
+    #[serde(with = "humantime_serde")]
+    pub order_wait_max: Duration,
+    /// `KOOGATE_EXPIRY_GRACE`: how long after its expiry an instance that was not frozen still counts
+    /// as entitled (KooGallery's FREEZE may arrive late).
+    #[serde(with = "humantime_serde")]
+    pub expiry_grace: Duration,
+
     /// `KOOGATE_MARKETPLACE_URL`: base URL of KooGallery's Open APIs (China site by default).
     pub marketplace_url: String,
     /// `KOOGATE_MARKETPLACE_FALLBACK_URL`: tried when the primary host cannot be reached; empty for none.
@@ -186,6 +229,16 @@ impl Default for Config {
             maintenance_interval: Duration::from_secs(60),
             job_lease: Duration::from_secs(300),
             job_poll_interval: Duration::from_secs(1),
+            provisioner: ProvisionerKind::Template,
+            app_webhook_url: None,
+            app_webhook_secret: None,
+            app_webhook_timeout: Duration::from_secs(10),
+            app_command: None,
+            app_command_timeout: Duration::from_secs(30),
+            delivery_schedule: DEFAULT_DELIVERY_SCHEDULE.into(),
+            created_event_waits_for_order: true,
+            order_wait_max: Duration::from_secs(600),
+            expiry_grace: Duration::from_secs(86_400),
             marketplace_url: "https://mkt.myhuaweicloud.com".into(),
             marketplace_fallback_url: "https://mkt.myhuaweicloud.cn".into(),
             ak: None,
@@ -281,6 +334,30 @@ impl Config {
                 )));
             }
         }
+        self.delivery_schedule()?;
+        if let Some(url) = &self.app_webhook_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(invalid("KOOGATE_APP_WEBHOOK_URL must be an http(s) URL"));
+            }
+            let secret = self.app_webhook_secret.as_ref().ok_or_else(|| {
+                invalid(
+                    "KOOGATE_APP_WEBHOOK_URL needs KOOGATE_APP_WEBHOOK_SECRET (whsec_ followed by base64)",
+                )
+            })?;
+            WebhookSecret::parse_list(secret.expose_secret())
+                .map_err(|e| invalid(format!("KOOGATE_APP_WEBHOOK_SECRET: {e}")))?;
+        }
+        match self.provisioner {
+            ProvisionerKind::Webhook if self.app_webhook_url.is_none() => {
+                return Err(invalid("KOOGATE_PROVISIONER=webhook needs KOOGATE_APP_WEBHOOK_URL and KOOGATE_APP_WEBHOOK_SECRET"));
+            }
+            ProvisionerKind::Command if self.app_command.is_none() => {
+                return Err(invalid(
+                    "KOOGATE_PROVISIONER=command needs KOOGATE_APP_COMMAND (the executable to run)",
+                ));
+            }
+            _ => {}
+        }
         if self.ak.is_some() != self.sk.is_some() {
             return Err(invalid("set both KOOGATE_AK and KOOGATE_SK (the Open API key pair), or neither"));
         }
@@ -322,6 +399,27 @@ impl Config {
         Ok(())
     }
 
+    /// The waits between delivery attempts.
+    pub fn delivery_schedule(&self) -> Result<Vec<Duration>, ConfigError> {
+        let delays: Vec<Duration> = self
+            .delivery_schedule
+            .split(',')
+            .map(|d| humantime::parse_duration(d.trim()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                invalid(format!("KOOGATE_DELIVERY_SCHEDULE must list durations like 5s,1m,2h: {e}"))
+            })?;
+        if delays.is_empty() {
+            return Err(invalid("KOOGATE_DELIVERY_SCHEDULE needs at least one delay"));
+        }
+        Ok(delays)
+    }
+
+    /// The webhook signing secrets, when webhooks are configured.
+    pub fn webhook_secrets(&self) -> Option<Vec<WebhookSecret>> {
+        WebhookSecret::parse_list(self.app_webhook_secret.as_ref()?.expose_secret()).ok()
+    }
+
     /// The Open API key pair, when configured.
     pub fn open_api_credentials(&self) -> Option<koogate_protocol::apig::Credentials> {
         let (ak, sk) = (self.ak.as_ref()?, self.sk.as_ref()?);
@@ -352,6 +450,9 @@ impl Config {
         }
     }
 }
+
+/// Retries spanning about 74 hours: quick ones first for blips, then hours apart for outages.
+pub const DEFAULT_DELIVERY_SCHEDULE: &str = "5s,1m,5m,30m,2h,5h,10h,10h,10h,10h,12h,14h";
 
 fn invalid(message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid(message.into())

@@ -13,6 +13,7 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
+use crate::events::{self, EventType};
 
 /// Erase a released instance's data once its retention has passed.
 pub const PURGE_INSTANCE: &str = "purge_instance";
@@ -233,9 +234,11 @@ pub fn purge_job(instance_id: &InstanceId, run_at_ms: i64, now_ms: i64) -> NewJo
     }
 }
 
-/// Erases a released instance's app data (the order → instance mapping stays).
+/// Erases a released instance's app data (the order → instance mapping stays) and, when the app hears
+/// events, tells it with `instance.purged` in the same transaction.
 pub struct PurgeHandler {
     pub store: Store,
+    pub events: bool,
 }
 
 #[async_trait]
@@ -251,9 +254,16 @@ impl JobHandler for PurgeHandler {
             .as_str()
             .and_then(|id| InstanceId::parse(id).ok())
             .ok_or_else(|| JobFailure::permanent("the payload has no valid instance_id"))?;
-        if self.store.purge_instance(&id, now_ms).await? {
+        let mut tx = self.store.begin().await?;
+        if tx.purge_instance(&id, now_ms).await? {
+            if self.events {
+                let test = self.store.instance(&id).await?.is_some_and(|i| i.test);
+                events::emit(&mut tx, EventType::Purged, id.as_str(), test, serde_json::json!({}), now_ms)
+                    .await?;
+            }
             tracing::info!(instance_id = %id, "released instance purged after retention");
         }
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -1,15 +1,19 @@
 //! koogate's server: the axum routes, the services behind them, background workers, configuration and
 //! the clock. Handlers only ever see requests the protocol crate has verified.
 
+pub mod api;
 pub mod app;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod delivery;
+pub mod events;
 pub mod http;
 pub mod jobs;
 pub mod marketplace;
 pub mod order_fetch;
 pub mod provision;
+pub mod provisioning;
 pub mod saas;
 pub mod workers;
 

@@ -162,6 +162,13 @@ impl Store {
         Ok(rows == 1)
     }
 
+    /// The job of `kind` with this dedupe key, if any.
+    pub async fn job_by_key(&self, kind: &str, dedupe_key: &str) -> Result<Option<Job>, StoreError> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE kind = $1 AND dedupe_key = $2");
+        let job = on_pool!(self, read, p => sqlx::query_as(&sql).bind(kind).bind(dedupe_key).fetch_optional(p).await?);
+        Ok(job)
+    }
+
     pub async fn job(&self, id: i64) -> Result<Option<Job>, StoreError> {
         let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
         let job = on_pool!(self, read, p => sqlx::query_as(&sql).bind(id).fetch_optional(p).await?);

@@ -23,7 +23,8 @@ pub use backend::{Backend, DatabaseUrl, PoolSettings, Store};
 pub use error::StoreError;
 pub use jobs::{Job, NewJob};
 pub use model::{
-    CallbackQuery, CallbackRecord, Change, Instance, InstanceStatus, NewInstanceRecord, StoredAppInfo,
+    CallbackQuery, CallbackRecord, Change, Instance, InstanceQuery, InstanceStatus, NewInstanceRecord,
+    StoredAppInfo,
 };
 pub use orders::OrderRecord;
 pub use outbox::{Delivery, DeliveryQuery, NewEvent};

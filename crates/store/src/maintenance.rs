@@ -6,7 +6,9 @@ use koogate_protocol::ids::InstanceId;
 
 use crate::backend::Store;
 use crate::error::StoreError;
-use crate::model::{CallbackQuery, CallbackRecord, Instance, InstanceRow, INSTANCE_COLUMNS};
+use crate::model::{
+    CallbackQuery, CallbackRecord, Instance, InstanceQuery, InstanceRow, InstanceStatus, INSTANCE_COLUMNS,
+};
 
 impl Store {
     pub async fn instance(&self, id: &InstanceId) -> Result<Option<Instance>, StoreError> {
@@ -14,6 +16,25 @@ impl Store {
         let row: Option<InstanceRow> =
             on_pool!(self, read, p => sqlx::query_as(&sql).bind(id.as_str()).fetch_optional(p).await?);
         row.map(Instance::try_from).transpose()
+    }
+
+    /// Instances matching `query`, ordered by id; `query.after` continues after the given id.
+    pub async fn list_instances(&self, query: &InstanceQuery) -> Result<Vec<Instance>, StoreError> {
+        let sql = format!(
+            "SELECT {INSTANCE_COLUMNS} FROM instances WHERE ($1 IS NULL OR status = $1) \
+             AND ($2 IS NULL OR product_id = $2 OR sku_code = $2) AND ($3 IS NULL OR test = $3) \
+             AND ($4 IS NULL OR instance_id > $4) ORDER BY instance_id LIMIT $5"
+        );
+        let limit = if query.limit > 0 { query.limit } else { 100 };
+        let rows: Vec<InstanceRow> = on_pool!(self, read, p => sqlx::query_as(&sql)
+            .bind(query.status.map(InstanceStatus::as_str))
+            .bind(&query.product)
+            .bind(query.test)
+            .bind(&query.after)
+            .bind(limit)
+            .fetch_all(p)
+            .await?);
+        rows.into_iter().map(Instance::try_from).collect()
     }
 
     /// How many instances (real and debug) exist for an order line; more than one would be a bug.
@@ -47,16 +68,6 @@ impl Store {
         let id = tx.insert_callback(record).await?;
         tx.commit().await?;
         Ok(id)
-    }
-
-    /// Erases the app data of a released instance. The row itself stays (status `purged`) so the order
-    /// line keeps its one instance id for ever. `false` if the instance is not (or no longer) released.
-    pub async fn purge_instance(&self, id: &InstanceId, now_ms: i64) -> Result<bool, StoreError> {
-        const SQL: &str = "UPDATE instances SET status = 'purged', front_end_url = NULL, admin_url = NULL, \
-            user_name = NULL, password_enc = NULL, memo = NULL, purge_after_ms = NULL, updated_at_ms = $2 \
-            WHERE instance_id = $1 AND status = 'released'";
-        let rows = on_pool!(self, write, p => sqlx::query(SQL).bind(id.as_str()).bind(now_ms).execute(p).await?.rows_affected());
-        Ok(rows == 1)
     }
 
     /// Forgets nonces whose lifetime has passed.

@@ -215,3 +215,15 @@ pub struct CallbackQuery {
     pub instance_id: Option<String>,
     pub limit: i64,
 }
+
+/// Which instances to list.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceQuery {
+    pub status: Option<InstanceStatus>,
+    /// Matches the product id or the SKU code.
+    pub product: Option<String>,
+    pub test: Option<bool>,
+    /// Continue after this instance id (cursor pagination).
+    pub after: Option<String>,
+    pub limit: i64,
+}

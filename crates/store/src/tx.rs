@@ -234,6 +234,16 @@ impl Tx {
         Ok(())
     }
 
+    /// Erases the app data of a released instance. The row itself stays (status `purged`) so the order
+    /// line keeps its one instance id for ever. `false` if the instance is not (or no longer) released.
+    pub async fn purge_instance(&mut self, id: &InstanceId, now_ms: i64) -> Result<bool, StoreError> {
+        const SQL: &str = "UPDATE instances SET status = 'purged', front_end_url = NULL, admin_url = NULL, \
+            user_name = NULL, password_enc = NULL, memo = NULL, purge_after_ms = NULL, updated_at_ms = $2 \
+            WHERE instance_id = $1 AND status = 'released'";
+        let rows = on_conn!(self, c => sqlx::query(SQL).bind(id.as_str()).bind(now_ms).execute(c).await?.rows_affected());
+        Ok(rows == 1)
+    }
+
     /// Appends an audit-log entry; returns its id.
     pub async fn insert_callback(&mut self, record: &CallbackRecord) -> Result<i64, StoreError> {
         const SQL: &str = "INSERT INTO callbacks (received_at_ms, interface, activity, instance_id, order_id, \

@@ -163,8 +163,10 @@ async fn lifecycle_updates_are_stored_and_purge_keeps_the_order_mapping() {
     let mut tx = store.begin().await.unwrap();
     tx.release(&id, Some("REFUND-1"), 10_000, 4_000).await.unwrap();
     tx.commit().await.unwrap();
-    assert!(store.purge_instance(&id, 10_000).await.unwrap());
-    assert!(!store.purge_instance(&id, 10_001).await.unwrap(), "purging twice does nothing");
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.purge_instance(&id, 10_000).await.unwrap());
+    assert!(!tx.purge_instance(&id, 10_001).await.unwrap(), "purging twice does nothing");
+    tx.commit().await.unwrap();
     let purged = store.instance(&id).await.unwrap().unwrap();
     assert_eq!((purged.status, purged.app_info), (InstanceStatus::Purged, None));
     assert_eq!(purged.release_order_id.as_deref(), Some("REFUND-1"));

@@ -16,6 +16,7 @@ use koogate_store::Store;
 #[derive(Clone)]
 pub struct AppState {
     pub saas: Saas,
+    pub api: crate::api::ApiState,
     pub store: Store,
     pub max_body_bytes: usize,
     pub metrics: Option<PrometheusHandle>,
@@ -32,6 +33,7 @@ pub fn router(state: AppState, produce_path: &str) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .with_state(state.clone())
+        .merge(crate::api::router(state.api))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
 }

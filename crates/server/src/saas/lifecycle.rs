@@ -12,9 +12,11 @@ use koogate_protocol::messages::{
 };
 use koogate_protocol::{CallbackResponse, ResultCode};
 use koogate_store::{Change, Instance, InstanceStatus, NewInstanceRecord, StoredAppInfo, Tx};
+use serde_json::json;
 
 use super::{Saas, ServiceError};
 use crate::config::ChangeCheckPolicy;
+use crate::events::{self, EventType};
 use crate::order_fetch::{fetch_order_job, FetchReason};
 use crate::provision::{ProvisionOutcome, ProvisionRequest};
 
@@ -95,20 +97,41 @@ impl Saas {
         } else {
             self.provisioner.provision(&request).await
         };
+        let facts = |status: &str| json!({"order_id": instance.order_id, "order_line_id": instance.order_line_id, "status": status});
         match outcome {
             Ok(ProvisionOutcome::Ready(app)) => {
                 let stored = self.seal(&app)?;
                 tx.complete_provisioning(&instance.instance_id, &stored, now).await?;
+                self.event(tx, EventType::Created, instance, facts("active"), now).await?;
                 let shown = self.create_response_app_info(&app);
                 Ok(created_response(ResultCode::Success, instance, shown))
             }
-            Ok(ProvisionOutcome::Pending) => Ok(created_response(ResultCode::Processing, instance, None)),
+            Ok(ProvisionOutcome::Pending) => {
+                self.event(tx, EventType::Created, instance, facts("provisioning"), now).await?;
+                Ok(created_response(ResultCode::Processing, instance, None))
+            }
             Err(error) => {
                 tracing::warn!(instance_id = %instance.instance_id, %error, "provisioning failed");
                 tx.fail_provisioning(&instance.instance_id, &error.message, now).await?;
                 Err(error.into())
             }
         }
+    }
+
+    /// Writes a lifecycle event for the merchant's app in the callback's transaction, when the app hears
+    /// events at all.
+    async fn event(
+        &self,
+        tx: &mut Tx,
+        event_type: EventType,
+        instance: &Instance,
+        facts: serde_json::Value,
+        now_ms: i64,
+    ) -> Result<(), ServiceError> {
+        if self.settings.events {
+            events::emit(tx, event_type, instance.instance_id.as_str(), instance.test, facts, now_ms).await?;
+        }
+        Ok(())
     }
 
     /// Enqueues the Query Order fetch for a real order line, in the callback's transaction, when Open API
@@ -230,6 +253,9 @@ impl Saas {
             }
             let product = r.product_id.as_ref().map(|p| p.as_str());
             tx.set_expiry(&instance.instance_id, r.expire_time_ms, r.scene.as_str(), product, now).await?;
+            let facts = json!({"scene": r.scene.as_str(), "expire_time": events::rfc3339(r.expire_time_ms),
+                "order_id": r.order_id, "order_line_id": r.order_line_id, "product_id": r.product_id});
+            self.event(tx, EventType::Renewed, &instance, facts, now).await?;
             tracing::info!(instance_id = %instance.instance_id, scene = r.scene.as_str(), expire_time = %r.expire_time, "expiry set");
         }
         Ok(success())
@@ -258,7 +284,11 @@ impl Saas {
             (StatusChange::Unfreeze, _) => None,
         };
         if let Some(status) = target {
-            tx.set_status(&instance.instance_id, status, self.clock.now_ms()).await?;
+            let now = self.clock.now_ms();
+            tx.set_status(&instance.instance_id, status, now).await?;
+            let event_type =
+                if r.status == StatusChange::Freeze { EventType::Frozen } else { EventType::Unfrozen };
+            self.event(tx, event_type, &instance, json!({}), now).await?;
             tracing::info!(instance_id = %instance.instance_id, status = status.as_str(), "status changed");
         }
         Ok(success())
@@ -283,6 +313,8 @@ impl Saas {
         let purge_after = now.saturating_add(self.settings.release_retention_ms);
         let order = r.order_id.as_ref().map(|o| o.as_str());
         tx.release(&instance.instance_id, order, purge_after, now).await?;
+        let facts = json!({"refund": order.is_some(), "order_id": order, "purge_after": events::rfc3339(purge_after)});
+        self.event(tx, EventType::Released, &instance, facts, now).await?;
         tx.enqueue_job(&crate::jobs::purge_job(&instance.instance_id, purge_after, now)).await?;
         tracing::info!(instance_id = %instance.instance_id, refund = order.is_some(), "instance released");
         Ok(success())
@@ -312,6 +344,8 @@ impl Saas {
         if tx.record_change(&change).await? {
             tracing::info!(instance_id = %instance.instance_id, order_id = %r.order_id, "upgrade recorded");
             let now = change.now_ms;
+            let facts = json!({"order_id": r.order_id, "order_line_id": r.order_line_id});
+            self.event(tx, EventType::Upgraded, &instance, facts, now).await?;
             self.fetch_order(
                 tx,
                 &instance.instance_id,

@@ -38,6 +38,8 @@ pub struct SaasSettings {
     pub change_check_reject_code: koogate_protocol::ResultCode,
     /// Real purchases, upgrades and renewal changes enqueue a Query Order fetch (needs `KOOGATE_AK`/`SK`).
     pub fetch_orders: bool,
+    /// Lifecycle events are written for the merchant's app (a webhook URL or command is configured).
+    pub events: bool,
 }
 
 impl SaasSettings {
@@ -54,6 +56,8 @@ impl SaasSettings {
             change_check_reject_code: koogate_protocol::ResultCode::parse(&config.change_check_reject_code)
                 .expect("checked when the configuration was loaded"),
             fetch_orders: config.open_api_credentials().is_some(),
+            events: config.app_webhook_url.is_some()
+                || config.provisioner == crate::config::ProvisionerKind::Command,
         }
     }
 }

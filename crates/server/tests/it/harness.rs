@@ -6,12 +6,15 @@ use std::sync::Arc;
 use koogate_protocol::apig::Credentials;
 use koogate_protocol::ids::{BusinessId, InstanceId, OrderId, OrderLineId};
 use koogate_protocol::messages::{NewInstance, QueryInstance, Request};
+use koogate_protocol::webhook::WebhookSecret;
 use koogate_protocol::AccessKey;
 use koogate_server::clock::{Clock, ManualClock, SystemClock};
+use koogate_server::delivery::{Deliverer, DeliveryOutcome};
 use koogate_server::jobs::JobRunner;
 use koogate_server::provision::Provisioner;
 use koogate_server::workers::Maintenance;
 use koogate_server::{App, Config};
+use koogate_simulator::app_receiver::MockApp;
 use koogate_simulator::marketplace::MockMarketplace;
 use koogate_simulator::{CallbackReply, CallbackSender};
 use koogate_store::testing::TestDatabase;
@@ -30,6 +33,7 @@ pub struct TestApp {
     pub sender: CallbackSender,
     pub maintenance: Maintenance,
     pub jobs: JobRunner,
+    pub deliverer: Option<Deliverer>,
     provisioner: Option<Arc<dyn Provisioner>>,
     pub config: Config,
     shutdown: CancellationToken,
@@ -95,6 +99,24 @@ pub async fn spawn_with_marketplace(
     (start_at(config, db, url, clock, None).await, mock)
 }
 
+pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// koogate delivering its events to a mock merchant app (sharing the test clock).
+pub async fn spawn_with_app(tweak: impl FnOnce(&mut Config)) -> (TestApp, MockApp) {
+    let db = Arc::new(TestDatabase::create().await);
+    let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
+    let time = clock.clone();
+    let app =
+        MockApp::new(WebhookSecret::parse_list(WEBHOOK_SECRET).unwrap(), Arc::new(move || time.now_ms()));
+    let (addr, _task) = app.spawn().await.unwrap();
+    let mut config = test_config();
+    config.app_webhook_url = Some(format!("http://{addr}/webhooks"));
+    config.app_webhook_secret = Some(SecretString::from(WEBHOOK_SECRET));
+    tweak(&mut config);
+    let url = db.url().as_str().to_owned();
+    (start_at(config, db, url, clock, None).await, app)
+}
+
 /// koogate with real instances provisioned by `provisioner`.
 pub async fn spawn_with_provisioner(provisioner: Arc<dyn Provisioner>) -> TestApp {
     let db = Arc::new(TestDatabase::create().await);
@@ -142,7 +164,7 @@ async fn start_at(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_url = format!("http://{}", listener.local_addr().unwrap());
     let produce_url = format!("{base_url}{}", config.produce_path);
-    let (maintenance, jobs) = (app.maintenance.clone(), app.jobs.clone());
+    let (maintenance, jobs, deliverer) = (app.maintenance.clone(), app.jobs.clone(), app.deliverer.clone());
     let shutdown = CancellationToken::new();
     // The workers are not started: tests step them with run_once and execute_one.
     let stop = shutdown.clone();
@@ -160,6 +182,7 @@ async fn start_at(
         sender,
         maintenance,
         jobs,
+        deliverer,
         provisioner,
         config,
         shutdown,
@@ -204,6 +227,47 @@ impl TestApp {
                 other => panic!("unexpected job outcome {other:?}"),
             }
         }
+    }
+
+    /// One delivery step.
+    pub async fn deliver(&self) -> DeliveryOutcome {
+        self.deliverer.as_ref().expect("this app delivers events").deliver_one().await.unwrap()
+    }
+
+    /// Delivers until nothing is due; returns how many were delivered.
+    pub async fn drain_deliveries(&self) -> usize {
+        let mut delivered = 0;
+        loop {
+            match self.deliver().await {
+                DeliveryOutcome::Idle => return delivered,
+                DeliveryOutcome::Delivered { .. } => delivered += 1,
+                other => panic!("unexpected delivery outcome {other:?}"),
+            }
+        }
+    }
+
+    /// A new API token.
+    pub async fn token(&self) -> String {
+        koogate_server::api::tokens::create(&self.store, "test", self.clock.now_ms()).await.unwrap().1
+    }
+
+    pub async fn api_get(&self, path: &str, token: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .get(format!("{}{path}", self.base_url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn api_post(&self, path: &str, token: &str, body: serde_json::Value) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}{path}", self.base_url))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub fn key(&self) -> AccessKey {

@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod app_integration;
 mod health;
 mod lifecycle;
 mod orders;
