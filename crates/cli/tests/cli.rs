@@ -133,3 +133,37 @@ fn read_listen_addr(stderr: &mut impl BufRead) -> String {
         }
     }
 }
+
+#[test]
+fn tokens_are_created_listed_and_revoked_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = koogate().args(args).current_dir(dir.path()).output().unwrap();
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let created = run(&["tokens", "create", "--name", "billing app"]);
+    let token = created.lines().last().unwrap();
+    assert!(token.starts_with("kgt_") && token.len() > 40, "the token alone on the last line: {created}");
+    let id = created.split_whitespace().nth(2).unwrap().to_owned();
+    let listed = run(&["tokens", "list"]);
+    assert!(listed.contains(&id) && listed.contains("active") && !listed.contains(token), "{listed}");
+    run(&["tokens", "revoke", &id]);
+    assert!(run(&["tokens", "list"]).contains("revoked"));
+    assert!(!koogate()
+        .args(["tokens", "revoke", &id])
+        .current_dir(dir.path())
+        .output()
+        .unwrap()
+        .status
+        .success());
+    assert_eq!(run(&["deliveries", "list", "--state", "dead"]), "");
+}
+
+#[test]
+fn openapi_prints_the_committed_document() {
+    let output = koogate().arg("openapi").output().unwrap();
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json")).unwrap();
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), committed);
+}

@@ -381,3 +381,103 @@ async fn the_served_openapi_document_matches_the_committed_one() {
     );
     assert!(served["components"]["schemas"]["WebhookEvent"].is_object(), "event payloads are documented");
 }
+
+fn script(dir: &std::path::Path, name: &str, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn the_command_provisioner_runs_the_app_command_with_the_event_and_uses_its_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events.log");
+    let command = script(
+        dir.path(),
+        "provision.sh",
+        &format!(
+            "cat >> {log}\necho >> {log}\nif [ \"$KOOGATE_EVENT_TYPE\" = instance.created ]; then\n  echo '{{\"frontEndUrl\":\"https://cmd.example.com/tenant\"}}'\nfi",
+            log = log.display()
+        ),
+    );
+    let (app, _receiver) = spawn_with_app(|c| {
+        c.provisioner = ProvisionerKind::Command;
+        c.app_webhook_url = None;
+        c.app_command = Some(command);
+    })
+    .await;
+    assert_eq!(app.new_instance("CMD1", "cmd-1").await.result_code().as_deref(), Some("000004"));
+    assert_eq!(app.drain_deliveries().await, 1);
+    let ready = app.query(&["cmd-1"], false).await;
+    assert_eq!(ready.json().unwrap()["info"][0]["appInfo"]["frontEndUrl"], "https://cmd.example.com/tenant");
+    let seen = std::fs::read_to_string(&log).unwrap();
+    let event: Value = serde_json::from_str(seen.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (event["type"].as_str(), event["data"]["instance_id"].as_str()),
+        (Some("instance.created"), Some("cmd-1"))
+    );
+}
+
+#[tokio::test]
+async fn a_failing_or_hanging_command_is_retried_like_a_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("attempts");
+    // Fails, then hangs, then succeeds.
+    let command = script(
+        dir.path(),
+        "flaky.sh",
+        &format!(
+            "n=$(cat {m} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {m}\ncase $n in 1) echo broken >&2; exit 3;; 2) sleep 5;; esac\necho '{{\"frontEndUrl\":\"https://cmd.example.com/x\"}}'",
+            m = marker.display()
+        ),
+    );
+    let (app, _receiver) = spawn_with_app(|c| {
+        c.provisioner = ProvisionerKind::Command;
+        c.app_webhook_url = None;
+        c.app_command = Some(command);
+        c.app_command_timeout = Duration::from_millis(500);
+    })
+    .await;
+    app.new_instance("CMD2", "cmd-2").await;
+    let at = next_retry(&app).await;
+    let failed = app.store.deliveries(&Default::default()).await.unwrap().remove(0);
+    assert!(
+        failed.last_error.as_deref().unwrap().contains("exit status 3: broken"),
+        "{:?}",
+        failed.last_error
+    );
+    app.clock.set(at);
+    let at = next_retry(&app).await;
+    app.clock.set(at);
+    assert!(matches!(app.deliver().await, DeliveryOutcome::Delivered { .. }));
+    assert_eq!(app.query(&["cmd-2"], false).await.result_code().as_deref(), Some("000000"));
+}
+
+#[tokio::test]
+async fn instance_created_waits_for_the_order_details_and_carries_them() {
+    let receiver = koogate_simulator::app_receiver::MockApp::new(
+        koogate_protocol::webhook::WebhookSecret::parse_list(crate::harness::WEBHOOK_SECRET).unwrap(),
+        std::sync::Arc::new(|| koogate_server::clock::Clock::now_ms(&koogate_server::SystemClock)),
+    );
+    let (addr, _task) = receiver.spawn().await.unwrap();
+    let (app, _mock) = crate::harness::spawn_with_marketplace(None, |c| {
+        c.app_webhook_url = Some(format!("http://{addr}/webhooks"));
+        c.app_webhook_secret = Some(crate::harness::WEBHOOK_SECRET.to_owned().into());
+    })
+    .await;
+    app.new_instance("MOCKPERIODYEARNEW", "wait-1").await;
+    assert!(
+        matches!(app.deliver().await, DeliveryOutcome::Postponed { .. }),
+        "held until the order is known"
+    );
+    assert!(receiver.received().is_empty());
+    assert_eq!(app.drain_jobs().await, 1, "the order fetch");
+    app.clock.advance_ms(2_000);
+    assert_eq!(app.drain_deliveries().await, 1);
+    let event = &receiver.received()[0];
+    assert!(event.verified);
+    assert_eq!(event.body["data"]["order"]["sku_code"], "0a4d1578-7f3c-4c1e-9a55-3b5e2f6c8d01");
+    assert_eq!(event.body["data"]["order"]["charging_mode"], "PERIOD");
+}
