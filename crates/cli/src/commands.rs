@@ -8,6 +8,7 @@ use koogate_protocol::open_api::QUERY_ORDER_PATH;
 use koogate_server::api;
 use koogate_server::config::LogFormat;
 use koogate_server::events::rfc3339;
+use koogate_server::jobs::JobOutcome;
 use koogate_server::{App, Config, SystemClock};
 use koogate_simulator::load::{LoadActivity, LoadPlan};
 use koogate_simulator::marketplace::MockMarketplace;
@@ -333,6 +334,45 @@ pub fn deliveries_replay(
                 eprintln!("{id}: no such event, or it is still pending");
             }
         }
+        Ok(())
+    })
+}
+
+pub fn usage_push(config_file: Option<&Path>) -> anyhow::Result<()> {
+    let config = Config::load(config_file)?;
+    config.check_serve()?;
+    init_tracing(&config);
+    runtime()?.block_on(async move {
+        let store = koogate_server::open_store(&config).await?;
+        let app = App::build(&config, store.clone(), Arc::new(SystemClock), None)?;
+        let report = app.maintenance.run_once().await?;
+        println!(
+            "sealed {} records, expired {}, prepared {} pushes",
+            report.usage.sealed, report.usage.expired, report.usage.pushes
+        );
+        let (mut pushed, mut retrying, mut failed) = (0, 0, 0);
+        loop {
+            match app.jobs.execute_one().await? {
+                JobOutcome::Idle => break,
+                JobOutcome::Completed { kind, .. } if kind == koogate_server::usage::PUSH_USAGE => {
+                    pushed += 1
+                }
+                JobOutcome::Retried { kind, .. } if kind == koogate_server::usage::PUSH_USAGE => {
+                    retrying += 1
+                }
+                JobOutcome::Buried { kind, .. } if kind == koogate_server::usage::PUSH_USAGE => failed += 1,
+                _ => {}
+            }
+        }
+        println!("pushes sent: {pushed}; to retry later: {retrying}; failed: {failed}");
+        let rejected = store.usage_records(None, Some("rejected")).await?;
+        if !rejected.is_empty() {
+            println!(
+                "{} records are rejected (see GET /api/v1/usage/records?state=rejected)",
+                rejected.len()
+            );
+        }
+        store.close().await;
         Ok(())
     })
 }

@@ -37,6 +37,9 @@ enum Command {
     /// Event deliveries to the merchant's app.
     #[command(subcommand)]
     Deliveries(DeliveriesCommand),
+    /// Pay-per-use metering.
+    #[command(subcommand)]
+    Usage(UsageCommand),
     /// Act as KooGallery against a production URL.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -85,6 +88,12 @@ enum DeliveriesCommand {
 }
 
 #[derive(Subcommand)]
+enum UsageCommand {
+    /// Seal every ended window and push all sealed records to KooGallery now.
+    Push,
+}
+
+#[derive(Subcommand)]
 enum KeysCommand {
     /// Print a new random master key (32 bytes, base64) for KOOGATE_MASTER_KEY.
     Generate,
@@ -113,6 +122,7 @@ fn main() -> ExitCode {
         Command::Deliveries(DeliveriesCommand::Replay { event_ids, all_dead }) => {
             commands::deliveries_replay(cli.config.as_deref(), event_ids, all_dead)
         }
+        Command::Usage(UsageCommand::Push) => commands::usage_push(cli.config.as_deref()),
         Command::Keys(KeysCommand::Generate) => {
             println!("{}", koogate_server::crypto::generate_master_key());
             Ok(())

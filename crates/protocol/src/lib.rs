@@ -16,6 +16,7 @@ pub mod messages;
 pub mod open_api;
 pub mod result_code;
 pub mod signature;
+pub mod usage;
 pub mod webhook;
 
 pub use key::AccessKey;

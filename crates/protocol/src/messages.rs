@@ -384,16 +384,32 @@ impl std::fmt::Debug for AppInfo {
 }
 
 /// One entry of a `queryInstance` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceInfo {
     pub instance_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub app_info: Option<AppInfo>,
+    /// Pay-per-use and package instances: their usage (§6.2 UsageInfo).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage_info: Option<Vec<UsageInfo>>,
+}
+
+/// Usage reported with an instance: cumulative for a pay-per-use instance, consumed for a package.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageInfo {
+    /// For a package: the pay-per-use instance this usage was recorded against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub related_instance_id: Option<String>,
+    /// A number with at most four decimals (Double(12,4)).
+    pub usage_value: serde_json::Value,
+    /// UTC `yyyyMMddHHmmssSSS`.
+    pub statistical_time: String,
 }
 
 /// The answer to any basic-interface call: `resultCode` and `resultMsg` always, the rest by activity.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallbackResponse {
     pub result_code: ResultCode,
@@ -524,6 +540,7 @@ mod tests {
                 password: None,
                 memo: Some("中文".into()),
             }),
+            usage_info: None,
         }]);
         assert_eq!(
             String::from_utf8(response.to_bytes()).unwrap(),

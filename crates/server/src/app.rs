@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiState;
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError, ProvisionerKind};
+use crate::config::{Config, ConfigError, ProvisionerKind, UsageApi};
 use crate::crypto::{CredentialCipher, CryptoError};
 use crate::delivery::{Deliverer, DeliverySettings, Destination};
 use crate::http::{router, AppState};
@@ -20,6 +20,7 @@ use crate::order_fetch::OrderFetchHandler;
 use crate::provision::{Provisioner, TemplateProvisioner};
 use crate::provisioning::{AppProvisioner, ProvisioningResults};
 use crate::saas::{Saas, SaasSettings};
+use crate::usage::{Metering, UsagePushHandler};
 use crate::workers::Maintenance;
 use koogate_store::{Store, StoreError};
 
@@ -89,6 +90,7 @@ impl App {
         );
         let results = ProvisioningResults { store: store.clone(), clock: clock.clone(), cipher };
         let api = ApiState {
+            metering: metering(config, &store, &clock, events),
             store: store.clone(),
             clock: clock.clone(),
             results: results.clone(),
@@ -102,7 +104,13 @@ impl App {
             api,
         };
         let router = router(state, &config.produce_path);
-        let maintenance = Maintenance::new(store.clone(), clock.clone(), config.maintenance_interval);
+        let metering = metering(config, &store, &clock, events);
+        let maintenance = Maintenance::new(
+            store.clone(),
+            clock.clone(),
+            config.maintenance_interval,
+            Some(metering.clone()),
+        );
         let jobs = build_jobs(config, &store, &clock, events)?;
         let deliverer = build_deliverer(config, &store, &clock, results)?;
         Ok(Self { router, saas, maintenance, jobs, deliverer })
@@ -116,22 +124,34 @@ fn build_jobs(
     clock: &Arc<dyn Clock>,
     events: bool,
 ) -> Result<JobRunner, StartError> {
+    let settings = MarketplaceSettings {
+        hosts: config.marketplace_hosts(),
+        credentials: config.open_api_credentials(),
+        usage_key: config.access_key()?,
+        timeout: config.marketplace_timeout,
+        connect_timeout: config.marketplace_connect_timeout,
+    };
+    let client = MarketplaceClient::new(settings, clock.clone()).map_err(StartError::Http)?;
     let mut jobs = JobRunner::new(store.clone(), clock.clone(), config.job_lease, config.job_poll_interval)
-        .with_handler(Arc::new(PurgeHandler { store: store.clone(), events }));
-    match config.open_api_credentials() {
-        Some(credentials) => {
-            let settings = MarketplaceSettings {
-                hosts: config.marketplace_hosts(),
-                credentials,
-                timeout: config.marketplace_timeout,
-                connect_timeout: config.marketplace_connect_timeout,
-            };
-            let client = MarketplaceClient::new(settings, clock.clone()).map_err(StartError::Http)?;
-            jobs = jobs.with_handler(Arc::new(OrderFetchHandler { store: store.clone(), client }));
-        }
-        None => tracing::warn!("KOOGATE_AK/KOOGATE_SK are not set: order details will not be fetched"),
+        .with_handler(Arc::new(PurgeHandler { store: store.clone(), events }))
+        .with_handler(Arc::new(UsagePushHandler { store: store.clone(), client: client.clone() }));
+    if config.open_api_credentials().is_some() {
+        jobs = jobs.with_handler(Arc::new(OrderFetchHandler { store: store.clone(), client }));
+    } else {
+        tracing::warn!("KOOGATE_AK/KOOGATE_SK are not set: order details will not be fetched");
     }
     Ok(jobs)
+}
+
+/// Metering as this configuration sets it up.
+pub fn metering(config: &Config, store: &Store, clock: &Arc<dyn Clock>, events: bool) -> Metering {
+    Metering {
+        store: store.clone(),
+        clock: clock.clone(),
+        window_ms: i64::try_from(config.usage_window.as_millis()).unwrap_or(3_600_000),
+        events,
+        old_api: config.usage_api == UsageApi::Old,
+    }
 }
 
 /// The event deliverer, when the merchant's app is reachable by webhook or command.

@@ -58,6 +58,14 @@ pub enum ProvisionerKind {
     Command,
 }
 
+/// Which usage-data API pushes records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UsageApi {
+    New,
+    Old,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -166,6 +174,13 @@ pub struct Config {
     #[serde(with = "humantime_serde")]
     pub expiry_grace: Duration,
 
+    /// `KOOGATE_USAGE_WINDOW`: the metering window (KooGallery bills hourly; shorter only for testing).
+    #[serde(with = "humantime_serde")]
+    pub usage_window: Duration,
+    /// `KOOGATE_USAGE_API`: `new` (signed with the access key; default) or `old` (AK/SK, for products
+    /// onboarded with the old usage API).
+    pub usage_api: UsageApi,
+
     /// `KOOGATE_MARKETPLACE_URL`: base URL of KooGallery's Open APIs (China site by default).
     pub marketplace_url: String,
     /// `KOOGATE_MARKETPLACE_FALLBACK_URL`: tried when the primary host cannot be reached; empty for none.
@@ -239,6 +254,8 @@ impl Default for Config {
             created_event_waits_for_order: true,
             order_wait_max: Duration::from_secs(600),
             expiry_grace: Duration::from_secs(86_400),
+            usage_window: Duration::from_secs(3600),
+            usage_api: UsageApi::New,
             marketplace_url: "https://mkt.myhuaweicloud.com".into(),
             marketplace_fallback_url: "https://mkt.myhuaweicloud.cn".into(),
             ak: None,
@@ -335,6 +352,14 @@ impl Config {
             }
         }
         self.delivery_schedule()?;
+        if self.usage_window < Duration::from_secs(1) || self.usage_window > Duration::from_secs(86_400) {
+            return Err(invalid(
+                "KOOGATE_USAGE_WINDOW must be between 1s and 1d (KooGallery bills hourly: 1h)",
+            ));
+        }
+        if self.usage_api == UsageApi::Old && self.ak.is_none() {
+            return Err(invalid("KOOGATE_USAGE_API=old signs with AK/SK: set KOOGATE_AK and KOOGATE_SK"));
+        }
         if let Some(url) = &self.app_webhook_url {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
                 return Err(invalid("KOOGATE_APP_WEBHOOK_URL must be an http(s) URL"));

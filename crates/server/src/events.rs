@@ -27,6 +27,9 @@ pub enum EventType {
     Released,
     #[serde(rename = "instance.purged")]
     Purged,
+    /// A use-until-stop package's quota is used up (its id is the event's `instance_id`).
+    #[serde(rename = "package.exhausted")]
+    PackageExhausted,
 }
 
 impl EventType {
@@ -39,6 +42,7 @@ impl EventType {
             EventType::Upgraded => "instance.upgraded",
             EventType::Released => "instance.released",
             EventType::Purged => "instance.purged",
+            EventType::PackageExhausted => "package.exhausted",
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod order_fetch;
 pub mod provision;
 pub mod provisioning;
 pub mod saas;
+pub mod usage;
 pub mod workers;
 
 pub use app::{bind, open_store, serve, App, StartError};

@@ -12,6 +12,8 @@ use koogate_protocol::apig::{self, ApigRequest, Credentials};
 use koogate_protocol::open_api::{
     classify, Envelope, OrderInfo, Outcome, QueryOrderResponse, QUERY_ORDER_PATH,
 };
+use koogate_protocol::usage::{usage_signature, OLD_USAGE_PATH, USAGE_PATH};
+use koogate_protocol::AccessKey;
 
 use crate::clock::Clock;
 
@@ -56,7 +58,10 @@ impl MarketplaceError {
 pub struct MarketplaceSettings {
     /// Base URLs (`https://mkt.myhuaweicloud.com`, then the fallback), tried in order.
     pub hosts: Vec<String>,
-    pub credentials: Credentials,
+    /// The AK/SK pair (Query Order, old usage API); absent when not configured.
+    pub credentials: Option<Credentials>,
+    /// The merchant interconnection key that signs the new usage API (the basic interfaces' access key).
+    pub usage_key: AccessKey,
     pub timeout: Duration,
     pub connect_timeout: Duration,
 }
@@ -109,12 +114,36 @@ impl MarketplaceClient {
         }
     }
 
-    /// A signed GET, trying the fallback host when a host cannot be reached or its proxy fails.
+    /// Pushes usage records (open-apis §5/§6): `body` is sent byte for byte; the new API is signed with
+    /// a fresh `ts`, `nonce` and `signature` on every attempt, the old one with AK/SK.
+    pub async fn push_usage(&self, old_api: bool, body: &[u8]) -> Result<(), MarketplaceError> {
+        let reply = self
+            .send(Method::Post, if old_api { OLD_USAGE_PATH } else { USAGE_PATH }, &[], body, old_api)
+            .await?;
+        let envelope = Envelope::parse(&reply.body);
+        match classify(reply.status, envelope.as_ref().map(|e| e.code.as_str())) {
+            Outcome::Success => Ok(()),
+            outcome => Err(api_error(reply.status, envelope, outcome, &reply.body)),
+        }
+    }
+
     async fn get(&self, path: &str, query: &[(String, String)]) -> Result<Reply, MarketplaceError> {
+        self.send(Method::Get, path, query, b"", true).await
+    }
+
+    /// A signed request, trying the fallback host when a host cannot be reached or its proxy fails.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: &[u8],
+        ak_sk: bool,
+    ) -> Result<Reply, MarketplaceError> {
         let mut last_unreachable = None;
         for (index, base) in self.settings.hosts.iter().enumerate() {
             let is_last = index + 1 == self.settings.hosts.len();
-            match self.get_from(base, path, query).await {
+            match self.send_to(base, method, path, query, body, ak_sk).await {
                 Ok(reply) if !is_last && proxy_failure(&reply) => {
                     tracing::warn!(host = %base, status = reply.status, "KooGallery host failed; trying the fallback host");
                 }
@@ -129,11 +158,14 @@ impl MarketplaceClient {
     }
 
     /// One attempt against one host, signed for that host at this moment.
-    async fn get_from(
+    async fn send_to(
         &self,
         base: &str,
+        method: Method,
         path: &str,
         query: &[(String, String)],
+        body: &[u8],
+        ak_sk: bool,
     ) -> Result<Reply, reqwest::Error> {
         let canonical_query = apig::canonical_query(query);
         let url = if canonical_query.is_empty() {
@@ -142,31 +174,66 @@ impl MarketplaceClient {
             format!("{base}{path}?{canonical_query}")
         };
         let parsed = reqwest::Url::parse(&url).expect("configured base URLs are validated");
-        let host = match parsed.port() {
-            Some(port) => format!("{}:{port}", parsed.host_str().unwrap_or_default()),
-            None => parsed.host_str().unwrap_or_default().to_owned(),
-        };
-        let headers = vec![
-            ("Content-Type".to_owned(), "application/json".to_owned()),
-            ("Host".to_owned(), host),
-            ("X-Sdk-Date".to_owned(), apig::format_sdk_date(self.clock.now_ms())),
-        ];
-        let request = ApigRequest { method: "GET", path, query, headers: &headers, body: b"" };
-        let authorization =
-            apig::authorization(&request, &self.settings.credentials).expect("host and date are set above");
-        // The Host header is left to the HTTP client, which derives the same value from the URL.
-        let response = self
-            .http
-            .get(parsed)
-            .header("Content-Type", "application/json")
-            .header("X-Sdk-Date", &headers[2].1)
-            .header("Authorization", authorization)
-            .send()
-            .await?;
+        let now = self.clock.now_ms();
+        let mut request = match method {
+            Method::Get => self.http.get(parsed.clone()),
+            Method::Post => self.http.post(parsed.clone()),
+        }
+        .header("Content-Type", "application/json");
+        if ak_sk {
+            let host = match parsed.port() {
+                Some(port) => format!("{}:{port}", parsed.host_str().unwrap_or_default()),
+                None => parsed.host_str().unwrap_or_default().to_owned(),
+            };
+            let date = apig::format_sdk_date(now);
+            let headers = vec![
+                ("Content-Type".to_owned(), "application/json".to_owned()),
+                ("Host".to_owned(), host),
+                ("X-Sdk-Date".to_owned(), date.clone()),
+            ];
+            let signed = ApigRequest { method: method.as_str(), path, query, headers: &headers, body };
+            // Without an AK/SK pair the request goes unsigned and the gateway refuses it (APIGW.0301),
+            // which ends the job with that code for the operator to see.
+            if let Some(credentials) = &self.settings.credentials {
+                let authorization =
+                    apig::authorization(&signed, credentials).expect("host and date are set above");
+                request = request.header("Authorization", authorization);
+            }
+            // The Host header is left to the HTTP client, which derives the same value from the URL.
+            request = request.header("X-Sdk-Date", date);
+        } else {
+            let ts = now.to_string();
+            let nonce = random_nonce();
+            let signature = usage_signature(&self.settings.usage_key, &ts, &nonce, body);
+            request = request.header("ts", ts).header("nonce", nonce).header("signature", signature);
+        }
+        let response = request.body(body.to_vec()).send().await?;
         let status = response.status().as_u16();
         let body = response.bytes().await?.to_vec();
         Ok(Reply { status, body })
     }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Method {
+    Get,
+    Post,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
+}
+
+/// A UUID-v4-shaped random nonce, as the usage API's examples use.
+fn random_nonce() -> String {
+    let b: [u8; 16] = rand::random();
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-4{}-{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[16..20], &hex[20..32])
 }
 
 /// A 5xx without a KooGallery envelope is a proxy or load balancer failing in front of the host; the

@@ -1,7 +1,7 @@
-//! Background housekeeping: forget expired nonces.
+//! Background housekeeping: forget expired nonces, and seal ended usage windows into pushes.
 //!
-//! A pass is one set-based, idempotent statement, safe on several replicas at once, so it needs no lease
-//! (per-instance work such as purging goes through the job queue instead). Tests call
+//! Every step is idempotent and safe on several replicas at once (pushes are built from records locked
+//! with `FOR UPDATE SKIP LOCKED`; sending them goes through the job queue). Tests call
 //! [`Maintenance::run_once`] directly instead of waiting for the timer.
 
 use std::sync::Arc;
@@ -11,11 +11,13 @@ use koogate_store::{Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
+use crate::usage::{Metering, PushPreparation};
 
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MaintenanceReport {
     pub expired_nonces: u64,
+    pub usage: PushPreparation,
 }
 
 #[derive(Clone)]
@@ -23,16 +25,21 @@ pub struct Maintenance {
     store: Store,
     clock: Arc<dyn Clock>,
     interval: Duration,
+    metering: Option<Metering>,
 }
 
 impl Maintenance {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, interval: Duration) -> Self {
-        Self { store, clock, interval }
+    pub fn new(store: Store, clock: Arc<dyn Clock>, interval: Duration, metering: Option<Metering>) -> Self {
+        Self { store, clock, interval, metering }
     }
 
     pub async fn run_once(&self) -> Result<MaintenanceReport, StoreError> {
         let expired_nonces = self.store.delete_expired_nonces(self.clock.now_ms()).await?;
-        Ok(MaintenanceReport { expired_nonces })
+        let usage = match &self.metering {
+            Some(metering) => metering.prepare_pushes().await?,
+            None => PushPreparation::default(),
+        };
+        Ok(MaintenanceReport { expired_nonces, usage })
     }
 
     /// Runs a pass every interval until `shutdown` is cancelled. A failed pass is logged and retried

@@ -11,10 +11,14 @@ use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use koogate_protocol::apig::{self, ApigRequest, Credentials};
 use koogate_protocol::open_api::{OrderInfo, QueryOrderResponse, MAX_CLOCK_SKEW_MS, QUERY_ORDER_PATH};
+use koogate_protocol::usage::{
+    parse_quantity, verify_usage_signature, MAX_RECORDS_PER_PUSH, OLD_USAGE_PATH, USAGE_PATH,
+};
+use koogate_protocol::AccessKey;
 use serde_json::json;
 
 use crate::mock_orders::mock_orders;
@@ -47,8 +51,32 @@ pub struct RecordedRequest {
     pub signature: Result<(), String>,
 }
 
+/// A usage record the mock accepted (the first with its instance, begin and end time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedUsage {
+    pub instance_id: String,
+    pub begin_time: String,
+    pub end_time: String,
+    /// Units of 0.0001.
+    pub units: i64,
+    pub metering_sn: Option<String>,
+    pub relate_pkg_instance: Option<String>,
+}
+
+#[derive(Default)]
+struct UsageLedger {
+    accepted: Vec<AcceptedUsage>,
+    /// Later records with an accepted record's instance and period: ignored, as KooGallery does.
+    duplicates: usize,
+    /// Duplicates whose content differed from the accepted record — a metering bug if ever non-zero.
+    conflicts: usize,
+    nonces: std::collections::HashSet<String>,
+}
+
 struct MockState {
     credentials: Credentials,
+    usage_key: Mutex<Option<AccessKey>>,
+    usage: Mutex<UsageLedger>,
     orders: Mutex<HashMap<String, OrderInfo>>,
     faults: Mutex<VecDeque<Fault>>,
     requests: Mutex<Vec<RecordedRequest>>,
@@ -70,6 +98,8 @@ impl MockMarketplace {
         Self {
             state: Arc::new(MockState {
                 credentials,
+                usage_key: Mutex::default(),
+                usage: Mutex::default(),
                 orders: Mutex::new(orders),
                 faults: Mutex::default(),
                 requests: Mutex::default(),
@@ -77,6 +107,23 @@ impl MockMarketplace {
                 now_ms,
             }),
         }
+    }
+
+    /// The merchant interconnection key (the basic interfaces' access key) that signs usage pushes.
+    pub fn with_usage_key(self, key: AccessKey) -> Self {
+        *self.state.usage_key.lock().unwrap() = Some(key);
+        self
+    }
+
+    /// The usage records accepted so far.
+    pub fn accepted_usage(&self) -> Vec<AcceptedUsage> {
+        self.state.usage.lock().unwrap().accepted.clone()
+    }
+
+    /// `(duplicates ignored, duplicates with different content)`.
+    pub fn usage_duplicates(&self) -> (usize, usize) {
+        let ledger = self.state.usage.lock().unwrap();
+        (ledger.duplicates, ledger.conflicts)
     }
 
     /// Adds (or replaces) an order Query Order will return.
@@ -108,7 +155,11 @@ impl MockMarketplace {
     }
 
     pub fn router(&self) -> Router {
-        Router::new().route(QUERY_ORDER_PATH, get(query_order)).with_state(self.state.clone())
+        Router::new()
+            .route(QUERY_ORDER_PATH, get(query_order))
+            .route(USAGE_PATH, post(usage_data))
+            .route(OLD_USAGE_PATH, post(old_usage_data))
+            .with_state(self.state.clone())
     }
 
     /// Serves the mock on an ephemeral loopback port until the task is dropped.
@@ -214,6 +265,138 @@ async fn query_order(State(state): State<Arc<MockState>>, request: Request<Body>
         order_info: Some(order),
     })
     .into_response()
+}
+
+fn usage_answer(status: u16, code: &str, message: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(json!({"error_code": code, "error_msg": message}))).into_response()
+}
+
+/// The new usage API: `ts`/`nonce`/`signature` over the body with the merchant's key (open-apis §5).
+async fn usage_data(
+    State(state): State<Arc<MockState>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let (ts, nonce, signature) = (header("ts"), header("nonce"), header("signature"));
+    let key = state.usage_key.lock().unwrap().clone();
+    let signed = key.is_some_and(|key| verify_usage_signature(&key, &ts, &nonce, &body, &signature));
+    let fresh = ts.parse::<i64>().is_ok_and(|ts| (ts - (state.now_ms)()).abs() <= 5 * 60 * 1000);
+    state.requests.lock().unwrap().push(RecordedRequest {
+        method: "POST".into(),
+        path: USAGE_PATH.into(),
+        query: Vec::new(),
+        host: None,
+        authorization: None,
+        signature: if signed && fresh { Ok(()) } else { Err("invalid body signature or stale ts".into()) },
+    });
+    state.arrived.notify_waiters();
+    if !(signed && fresh && state.usage.lock().unwrap().nonces.insert(nonce)) {
+        return usage_answer(400, "MKT.0102", "Invalid body sign");
+    }
+    let fault = state.faults.lock().unwrap().pop_front();
+    usage_with_fault(&state, fault, &body, false).await
+}
+
+/// The old usage API, behind the AK/SK gateway.
+async fn old_usage_data(State(state): State<Arc<MockState>>, request: Request<Body>) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = to_bytes(body, 1 << 24).await.unwrap_or_default();
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_owned(), v.to_owned())))
+        .collect();
+    let signed =
+        ApigRequest { method: "POST", path: parts.uri.path(), query: &[], headers: &headers, body: &body };
+    let expected = state.credentials.clone();
+    let verdict = apig::verify(
+        &signed,
+        |ak| (ak == expected.access_key).then(|| expected.clone()),
+        (state.now_ms)(),
+        MAX_CLOCK_SKEW_MS,
+    );
+    if verdict.is_err() {
+        return gateway_error(401, "APIGW.0301", "Incorrect IAM authentication information");
+    }
+    let fault = state.faults.lock().unwrap().pop_front();
+    usage_with_fault(&state, fault, &body, true).await
+}
+
+async fn usage_with_fault(state: &MockState, fault: Option<Fault>, body: &[u8], old: bool) -> Response {
+    match fault {
+        Some(Fault::Status(status)) => {
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY).into_response()
+        }
+        Some(Fault::Gateway(status, code)) => gateway_error(status, code, "injected gateway fault"),
+        Some(Fault::Api(status, code)) => usage_answer(status, code, "injected fault"),
+        Some(Fault::RejectSignature) => usage_answer(400, "MKT.0102", "Invalid body sign"),
+        // Accepted, but the answer comes too late: the caller cannot know it succeeded.
+        Some(Fault::Delay(delay)) => {
+            let answer = accept_usage(state, body, old);
+            tokio::time::sleep(delay).await;
+            answer
+        }
+        None => accept_usage(state, body, old),
+    }
+}
+
+fn accept_usage(state: &MockState, body: &[u8], old: bool) -> Response {
+    let Ok(parsed) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return usage_answer(400, "MKT.0101", "the body is not JSON");
+    };
+    let Some(records) = parsed["usage_records"].as_array() else {
+        return usage_answer(400, "MKT.0101", "usage_records is required");
+    };
+    if records.len() > MAX_RECORDS_PER_PUSH {
+        return usage_answer(500, "MKT.9003", "too many usage records");
+    }
+    let text = |r: &serde_json::Value, name: &str| r[name].as_str().map(str::to_owned);
+    let mut parsed_records = Vec::with_capacity(records.len());
+    for record in records {
+        let value = match &record["usage_value"] {
+            serde_json::Value::String(s) if !old => parse_quantity(s).ok(),
+            serde_json::Value::Number(n) if old => parse_quantity(&n.to_string()).ok(),
+            _ => None,
+        };
+        let (Some(instance_id), Some(begin), Some(end), Some(units)) =
+            (text(record, "instance_id"), text(record, "begin_time"), text(record, "end_time"), value)
+        else {
+            return usage_answer(500, "MKT.9002", "invalid usage entities");
+        };
+        if begin > end
+            || text(record, "record_time").is_none_or(|t| t < end)
+            || (old && text(record, "product_id").is_none())
+        {
+            return usage_answer(500, "MKT.9002", "invalid usage entities");
+        }
+        parsed_records.push(AcceptedUsage {
+            instance_id,
+            begin_time: begin,
+            end_time: end,
+            units,
+            metering_sn: text(record, "metering_sn"),
+            relate_pkg_instance: text(record, "relate_pkg_instance"),
+        });
+    }
+    let mut ledger = state.usage.lock().unwrap();
+    for record in parsed_records {
+        let earlier = ledger.accepted.iter().find(|a| {
+            a.instance_id == record.instance_id
+                && a.begin_time == record.begin_time
+                && a.end_time == record.end_time
+        });
+        match earlier {
+            Some(earlier) => {
+                let conflict = earlier != &record;
+                ledger.duplicates += 1;
+                ledger.conflicts += usize::from(conflict);
+            }
+            None => ledger.accepted.push(record),
+        }
+    }
+    usage_answer(200, "MKT.0000", "success")
 }
 
 #[cfg(test)]

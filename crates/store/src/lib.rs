@@ -18,6 +18,7 @@ mod outbox;
 pub mod testing;
 mod tokens;
 mod tx;
+mod usage;
 
 pub use backend::{Backend, DatabaseUrl, PoolSettings, Store};
 pub use error::StoreError;
@@ -30,3 +31,4 @@ pub use orders::OrderRecord;
 pub use outbox::{Delivery, DeliveryQuery, NewEvent};
 pub use tokens::ApiToken;
 pub use tx::Tx;
+pub use usage::{PackageUsage, UsageEvent, UsageLedgerRecord, UsagePush};

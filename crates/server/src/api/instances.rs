@@ -13,6 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{ApiError, ApiState};
 use crate::events::{order_json, rfc3339};
 use crate::provisioning::ReportedAppInfo;
+use koogate_protocol::usage::format_quantity;
 
 /// What a customer may use, derived from the instance's state and expiry.
 #[derive(Debug, Serialize, ToSchema)]
@@ -32,6 +33,17 @@ pub struct Entitlement {
     pub grace_until: Option<String>,
     /// A debug instance created by the Seller Console or a dial test.
     pub test: bool,
+    /// For a use-until-stop package: its quota and what is left.
+    pub package: Option<PackageView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PackageView {
+    pub quota: String,
+    pub used: String,
+    pub remaining: String,
+    /// The quota is used up: usage against this package is refused (`package.exhausted` was sent).
+    pub exhausted: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -103,13 +115,32 @@ pub fn entitlement_of(instance: &Instance, now_ms: i64, grace_ms: i64) -> Entitl
         expire_time: instance.expire_time_ms.map(rfc3339),
         grace_until: grace_until.map(rfc3339),
         test: instance.test,
+        package: None,
     }
+}
+
+/// The entitlement with the package quota filled in, when the instance is a package.
+async fn entitlement_with_package(state: &ApiState, instance: &Instance) -> Result<Entitlement, ApiError> {
+    let mut entitlement = entitlement_of(instance, state.clock.now_ms(), state.expiry_grace_ms);
+    if let Some(package) = state.store.package_usage(instance.instance_id.as_str()).await? {
+        let remaining = (package.quota_units - package.used_units).max(0);
+        entitlement.package = Some(PackageView {
+            quota: format_quantity(package.quota_units),
+            used: format_quantity(package.used_units),
+            remaining: format_quantity(remaining),
+            exhausted: package.exhausted_at_ms.is_some() || remaining == 0,
+        });
+        if remaining == 0 {
+            entitlement.entitled = false;
+        }
+    }
+    Ok(entitlement)
 }
 
 async fn view(state: &ApiState, instance: Instance) -> Result<InstanceView, ApiError> {
     let orders = state.store.orders_for_instance(instance.instance_id.as_str()).await?;
     Ok(InstanceView {
-        entitlement: entitlement_of(&instance, state.clock.now_ms(), state.expiry_grace_ms),
+        entitlement: entitlement_with_package(state, &instance).await?,
         instance_id: instance.instance_id.to_string(),
         order_id: instance.order_id.to_string(),
         order_line_id: instance.order_line_id.to_string(),
@@ -194,7 +225,7 @@ pub async fn entitlement(
     Path(id): Path<String>,
 ) -> Result<Json<Entitlement>, ApiError> {
     let instance = find(&state, &id).await?;
-    Ok(Json(entitlement_of(&instance, state.clock.now_ms(), state.expiry_grace_ms)))
+    Ok(Json(entitlement_with_package(&state, &instance).await?))
 }
 
 /// Report that the app finished provisioning; `queryInstance` then answers with these details.

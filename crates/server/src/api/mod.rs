@@ -7,6 +7,7 @@ mod error;
 mod instances;
 pub mod openapi;
 pub mod tokens;
+mod usage;
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ use crate::provisioning::ProvisioningResults;
 #[derive(Clone)]
 pub struct ApiState {
     pub store: Store,
+    pub metering: crate::usage::Metering,
     pub clock: Arc<dyn Clock>,
     pub results: ProvisioningResults,
     /// How long after its expiry an unfrozen instance still counts as entitled.
@@ -38,8 +40,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/instances/{id}/entitlement", get(instances::entitlement))
         .route("/api/v1/instances/{id}/provisioned", post(instances::provisioned))
         .route("/api/v1/instances/{id}/failed", post(instances::failed))
+        .route("/api/v1/usage", post(usage::ingest))
+        .route("/api/v1/usage/records", get(usage::records))
         .route("/api/v1/deliveries", get(deliveries::list))
         .route("/api/v1/deliveries/{event_id}/replay", post(deliveries::replay))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token))
+        // Usage batches of thousands of events exceed axum's default 2 MB body limit.
+        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024));
     Router::new().route("/api/v1/openapi.json", get(openapi::document)).merge(protected).with_state(state)
 }

@@ -8,9 +8,11 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::deliveries::{DeliveryPage, DeliveryView};
 use super::error::{ErrorBody, ErrorDetail};
-use super::instances::{Entitlement, FailedReport, InstancePage, InstanceView};
+use super::instances::{Entitlement, FailedReport, InstancePage, InstanceView, PackageView};
+use super::usage::{UsageBatch, UsageRecordView};
 use crate::events::EventType;
 use crate::provisioning::ReportedAppInfo;
+use crate::usage::{IngestReport, RejectedEvent, UsageEventInput};
 
 /// A lifecycle event as POSTed to `KOOGATE_APP_WEBHOOK_URL` (or given to the command on standard input),
 /// with headers `webhook-id` (the event id), `webhook-timestamp` and `webhook-signature`
@@ -44,6 +46,8 @@ pub struct EventData {
     pub refund: Option<bool>,
     /// `instance.released`: when the data will be purged.
     pub purge_after: Option<String>,
+    /// `package.exhausted`: the package's quota (the event's `instance_id` is the package).
+    pub quota: Option<i64>,
     /// The latest Query Order details of the instance, once fetched.
     #[schema(value_type = Option<Object>)]
     pub order: Option<serde_json::Value>,
@@ -60,10 +64,13 @@ pub struct EventData {
         super::instances::failed,
         super::deliveries::list,
         super::deliveries::replay,
+        super::usage::ingest,
+        super::usage::records,
     ),
     components(schemas(
-        InstancePage, InstanceView, Entitlement, ReportedAppInfo, FailedReport, DeliveryPage, DeliveryView,
-        ErrorBody, ErrorDetail, WebhookEvent, EventData, EventType
+        InstancePage, InstanceView, Entitlement, PackageView, ReportedAppInfo, FailedReport, DeliveryPage, DeliveryView,
+        ErrorBody, ErrorDetail, WebhookEvent, EventData, EventType, UsageBatch, UsageEventInput, IngestReport,
+        RejectedEvent, UsageRecordView
     )),
     modifiers(&BearerAuth),
 )]

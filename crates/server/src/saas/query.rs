@@ -1,6 +1,10 @@
 //! `queryInstance` (spec §6.2): the buyer-console hot path, answering up to 100 ids at once.
 
-use koogate_protocol::messages::{AppInfo, InstanceInfo, QueryInstance};
+use std::collections::{HashMap, HashSet};
+
+use koogate_protocol::datetime::format_compact_utc_millis;
+use koogate_protocol::messages::{AppInfo, InstanceInfo, QueryInstance, UsageInfo};
+use koogate_protocol::usage::quantity_json;
 use koogate_protocol::{CallbackResponse, ResultCode};
 use koogate_store::{Instance, InstanceStatus, Tx};
 use secrecy::ExposeSecret;
@@ -29,18 +33,23 @@ impl Saas {
                         failed = instance.provision_error.clone().or(Some(String::new()))
                     }
                     InstanceStatus::Purged => {}
-                    _ => info
-                        .push(InstanceInfo { instance_id: id.to_string(), app_info: self.open(instance)? }),
+                    _ => info.push(InstanceInfo {
+                        instance_id: id.to_string(),
+                        app_info: self.open(instance)?,
+                        usage_info: None,
+                    }),
                 },
                 // A debug query always gets an answer, built from the templates.
                 None if r.test => info.push(InstanceInfo {
                     instance_id: id.to_string(),
                     app_info: Some(self.template.public_app_info(id.as_str())),
+                    usage_info: None,
                 }),
                 None => {}
             }
         }
         if !info.is_empty() {
+            self.attach_usage(&mut info, &found).await?;
             let mut response = CallbackResponse::code(ResultCode::Success);
             response.info = Some(info);
             return Ok(response);
@@ -55,6 +64,39 @@ impl Saas {
             ));
         }
         Err(ServiceError::InstanceNotFound)
+    }
+
+    /// Adds `usageInfo`: the cumulative usage of pay-per-use instances (any instance with metered usage
+    /// or charged `ON_DEMAND`), and for packages the amount used per pay-per-use instance (§6.2, §7).
+    async fn attach_usage(&self, info: &mut [InstanceInfo], found: &[Instance]) -> Result<(), ServiceError> {
+        let now = format_compact_utc_millis(self.clock.now_ms());
+        let ids: Vec<&str> = info.iter().map(|i| i.instance_id.as_str()).collect();
+        let totals: HashMap<String, i64> = self.store.usage_totals(&ids).await?.into_iter().collect();
+        let packages: HashSet<String> = self.store.packages_among(&ids).await?.into_iter().collect();
+        for entry in info.iter_mut() {
+            let mode = found
+                .iter()
+                .find(|i| i.instance_id.as_str() == entry.instance_id)
+                .and_then(|i| i.charging_mode.as_deref());
+            let usage = |related: Option<String>, units: i64| UsageInfo {
+                related_instance_id: related,
+                usage_value: quantity_json(units),
+                statistical_time: now.clone(),
+            };
+            if packages.contains(&entry.instance_id) {
+                let consumers = self.store.package_consumers(&entry.instance_id).await?;
+                if !consumers.is_empty() {
+                    entry.usage_info = Some(
+                        consumers.into_iter().map(|(related, units)| usage(Some(related), units)).collect(),
+                    );
+                }
+            } else if let Some(units) =
+                totals.get(&entry.instance_id).copied().or((mode == Some("ON_DEMAND")).then_some(0))
+            {
+                entry.usage_info = Some(vec![usage(None, units)]);
+            }
+        }
+        Ok(())
     }
 
     /// The stored app details with the password decrypted, ready to send.

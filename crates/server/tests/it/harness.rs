@@ -78,7 +78,8 @@ pub async fn spawn_with_marketplace(
     let db = Arc::new(TestDatabase::create().await);
     let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
     let time = clock.clone();
-    let mock = MockMarketplace::new(Credentials::new(AK, SK), Arc::new(move || time.now_ms()));
+    let mock = MockMarketplace::new(Credentials::new(AK, SK), Arc::new(move || time.now_ms()))
+        .with_usage_key(AccessKey::from_text(KEY));
     let (addr, _task) = mock.spawn().await.unwrap();
     let mock_url = format!("http://{addr}");
     let mut config = test_config();

@@ -7,6 +7,7 @@ mod harness;
 mod app_integration;
 mod health;
 mod lifecycle;
+mod metering;
 mod orders;
 mod outage;
 mod provisioning;
