@@ -60,6 +60,16 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 pub trait JobHandler: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
     async fn run(&self, job: &Job, now_ms: i64) -> Result<(), JobFailure>;
+
+    /// The retry policy of this kind; the runner's default unless overridden.
+    fn retry_policy(&self) -> Option<RetryPolicy> {
+        None
+    }
+
+    /// Called once when the job is given up (dead), so the handler can leave its data in a visible state.
+    async fn gave_up(&self, _job: &Job, _failure: &JobFailure, _now_ms: i64) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// When a failed job runs again: exponential backoff from `base`, capped at `max`, with full jitter
@@ -174,7 +184,12 @@ impl JobRunner {
                 self.store.complete_job(job.id, &self.owner, now).await?,
                 JobOutcome::Completed { id: job.id, kind },
             ),
-            Err(failure) => match self.policy.delay(attempt, jitter).filter(|_| !failure.permanent) {
+            Err(failure) => match handler
+                .retry_policy()
+                .unwrap_or(self.policy)
+                .delay(attempt, jitter)
+                .filter(|_| !failure.permanent)
+            {
                 Some(delay) => {
                     let run_at_ms = now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
                     tracing::warn!(error = %failure, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
@@ -184,6 +199,7 @@ impl JobRunner {
                 }
                 None => {
                     tracing::error!(error = %failure, "job failed for good; left dead for an operator");
+                    handler.gave_up(&job, &failure, now).await?;
                     (
                         self.store.bury_job(job.id, &self.owner, &failure.message, now).await?,
                         JobOutcome::Buried { id: job.id, kind },

@@ -22,7 +22,9 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
 use crate::events::{self, EventType};
-use crate::jobs::{JobFailure, JobHandler};
+use std::time::Duration;
+
+use crate::jobs::{JobFailure, JobHandler, RetryPolicy};
 use crate::marketplace::MarketplaceClient;
 
 pub const PUSH_USAGE: &str = "push_usage";
@@ -407,6 +409,24 @@ pub struct UsagePushHandler {
 impl JobHandler for UsagePushHandler {
     fn kind(&self) -> &'static str {
         PUSH_USAGE
+    }
+
+    /// A minute doubling to an hour, for about 20 days: records are accepted for 21 days after their
+    /// period began, so retrying longer is pointless and stopping sooner loses revenue.
+    fn retry_policy(&self) -> Option<RetryPolicy> {
+        Some(RetryPolicy { base: Duration::from_secs(60), max: Duration::from_secs(3600), max_attempts: 480 })
+    }
+
+    /// A push given up leaves its records `rejected`, so they show up with the reason.
+    async fn gave_up(&self, job: &Job, failure: &JobFailure, now_ms: i64) -> Result<(), StoreError> {
+        if let Some(push_id) =
+            serde_json::from_str::<Value>(&job.payload).ok().and_then(|p| p["push_id"].as_i64())
+        {
+            self.store
+                .settle_usage_push(push_id, false, Some("retries_exhausted"), Some(&failure.message), now_ms)
+                .await?;
+        }
+        Ok(())
     }
 
     async fn run(&self, job: &Job, now_ms: i64) -> Result<(), JobFailure> {

@@ -15,10 +15,16 @@ use crate::harness::{id, spawn_with_marketplace, TestApp};
 
 const WINDOW_MS: i64 = 60_000;
 
-async fn metered_app() -> (TestApp, MockMarketplace) {
+/// koogate with a one-minute window and the mock KooGallery; with `fetch_orders` the AK/SK is set, so
+/// purchases fetch their orders (and order-fetch jobs share the mock's injected faults).
+async fn metered_app(fetch_orders: bool) -> (TestApp, MockMarketplace) {
     spawn_with_marketplace(None, |c| {
         c.usage_window = Duration::from_millis(WINDOW_MS as u64);
         c.marketplace_timeout = Duration::from_millis(300);
+        if !fetch_orders {
+            c.ak = None;
+            c.sk = None;
+        }
     })
     .await
 }
@@ -68,7 +74,7 @@ impl Lcg {
 
 #[tokio::test]
 async fn pushed_totals_equal_the_unique_events_despite_duplicates_and_push_failures() {
-    let (app, mock) = metered_app().await;
+    let (app, mock) = metered_app(false).await;
     let instances = ["m-1", "m-2", "m-3"];
     for (i, instance) in instances.iter().enumerate() {
         app.new_instance(&format!("METER{i}"), instance).await;
@@ -132,7 +138,7 @@ async fn pushed_totals_equal_the_unique_events_despite_duplicates_and_push_failu
 
 #[tokio::test]
 async fn bad_events_are_reported_one_by_one_and_good_ones_kept() {
-    let (app, _mock) = metered_app().await;
+    let (app, _mock) = metered_app(false).await;
     app.new_instance("BAD1", "b-1").await;
     app.new_instance("BAD2", "b-frozen").await;
     app.new_instance("BAD3", "b-released").await;
@@ -190,7 +196,7 @@ fn format_rfc3339(ms: i64) -> String {
 
 #[tokio::test]
 async fn an_event_for_a_pushed_window_goes_into_the_next_open_window() {
-    let (app, mock) = metered_app().await;
+    let (app, mock) = metered_app(false).await;
     app.new_instance("LATE1", "late-1").await;
     let token = app.token().await;
     let first_window_time = app.clock.now();
@@ -222,7 +228,7 @@ async fn an_event_for_a_pushed_window_goes_into_the_next_open_window() {
 
 #[tokio::test]
 async fn a_crash_between_batching_and_pushing_loses_and_doubles_nothing() {
-    let (app, mock) = metered_app().await;
+    let (app, mock) = metered_app(false).await;
     app.new_instance("CRASH1", "crash-1").await;
     let token = app.token().await;
     ingest(&app, &token, json!([{"event_id": "c1", "instance_id": "crash-1", "quantity": "7.25", "occurred_at": app.clock.now()}])).await;
@@ -246,7 +252,7 @@ async fn a_crash_between_batching_and_pushing_loses_and_doubles_nothing() {
 
 #[tokio::test]
 async fn rejected_records_are_visible_with_their_code() {
-    let (app, mock) = metered_app().await;
+    let (app, mock) = metered_app(false).await;
     app.new_instance("REJ1", "rej-1").await;
     let token = app.token().await;
     ingest(
@@ -271,7 +277,7 @@ async fn rejected_records_are_visible_with_their_code() {
 
 #[tokio::test]
 async fn query_instance_reports_cumulative_usage() {
-    let (app, _mock) = metered_app().await;
+    let (app, _mock) = metered_app(true).await;
     app.new_instance("MOCKONDEMAND", "od-1").await;
     app.drain_jobs().await;
     let quiet = app.query(&["od-1"], false).await.json().unwrap();
@@ -340,4 +346,31 @@ async fn a_use_until_stop_package_is_enforced_and_reported() {
     run_jobs_to_completion(&app).await;
     let accepted = mock.accepted_usage();
     assert_eq!((accepted[0].units, accepted[0].relate_pkg_instance.as_deref()), (500_000, Some("pkg-1")));
+}
+
+#[tokio::test]
+async fn a_push_that_never_gets_through_ends_with_its_records_rejected() {
+    // Without AK/SK no order is fetched, so every injected fault reaches the usage push.
+    let (app, mock) = metered_app(false).await;
+    app.new_instance("GIVEUP", "gu-1").await;
+    let token = app.token().await;
+    ingest(
+        &app,
+        &token,
+        json!([{"event_id": "g1", "instance_id": "gu-1", "quantity": 1, "occurred_at": app.clock.now()}]),
+    )
+    .await;
+    app.clock.advance_ms(WINDOW_MS);
+    app.maintenance.run_once().await.unwrap();
+    for _ in 0..480 {
+        mock.inject(Fault::Status(503));
+    }
+    assert_eq!(run_jobs_to_completion(&app).await, 479, "every attempt but the last is a retry");
+    let started = app.store.jobs(PUSH_USAGE).await.unwrap()[0].clone();
+    assert_eq!((started.state.as_str(), started.attempts), ("dead", 480));
+    let record = &app.store.usage_records(Some("gu-1"), None).await.unwrap()[0];
+    assert_eq!(
+        (record.state.as_str(), record.reject_code.as_deref()),
+        ("rejected", Some("retries_exhausted"))
+    );
 }
