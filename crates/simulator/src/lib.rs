@@ -6,6 +6,7 @@
 //! It depends on `protocol` only, never on `server`: it tests the wire contract, not koogate's insides.
 
 pub mod app_receiver;
+pub mod conformance;
 pub mod load;
 pub mod marketplace;
 mod mock_orders;

@@ -5,6 +5,7 @@
 mod harness;
 
 mod app_integration;
+mod conformance;
 mod health;
 mod lifecycle;
 mod metering;
