@@ -67,6 +67,148 @@ pub struct MarketplaceArgs {
     sk: Option<String>,
 }
 
+/// A check that ran and found problems (already reported): exit status 1 without an error dump.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Failed(pub String);
+
+#[derive(clap::Args)]
+pub struct ConformanceArgs {
+    /// The production URL to test, e.g. https://isv.example.com/saasproduce.
+    #[arg(long)]
+    target: String,
+    /// The access key bound to the basic interfaces (default: KOOGATE_ACCESS_KEY).
+    #[arg(long)]
+    access_key: Option<String>,
+    /// Also write the results as JUnit XML to this file.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Play the scenarios in this directory (*.json) instead of the built-in ones.
+    #[arg(long)]
+    scenarios: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct SimServeArgs {
+    /// Address of the simulated KooGallery.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    listen: std::net::SocketAddr,
+    /// The access key callbacks are signed with and usage pushes are checked against (default:
+    /// KOOGATE_ACCESS_KEY).
+    #[arg(long)]
+    access_key: Option<String>,
+    /// The AK/SK pair the mock Open APIs accept (default: KOOGATE_AK / KOOGATE_SK, else SIMAK / SIMSK).
+    #[arg(long)]
+    ak: Option<String>,
+    #[arg(long)]
+    sk: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct SimSendArgs {
+    /// newInstance, queryInstance, refreshInstance, updateInstanceStatus, releaseInstance,
+    /// upgradeInstance or changeInstanceCheck.
+    activity: String,
+    /// The production URL.
+    #[arg(long)]
+    target: String,
+    /// The access key (default: KOOGATE_ACCESS_KEY).
+    #[arg(long)]
+    access_key: Option<String>,
+    /// Body fields as name=value (repeatable), e.g. --field orderId=MOCKPERIODYEARNEW.
+    #[arg(long = "field", value_parser = parse_field)]
+    fields: Vec<(String, String)>,
+    /// Mark the call as a debug call (testFlag=1).
+    #[arg(long)]
+    test: bool,
+}
+
+fn parse_field(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{text:?} is not name=value"))
+}
+
+fn access_key_from(
+    config_file: Option<&Path>,
+    flag: Option<&String>,
+) -> anyhow::Result<koogate_protocol::AccessKey> {
+    let mut config = Config::load(config_file)?;
+    if let Some(key) = flag {
+        config.access_key = Some(key.clone().into());
+    }
+    Ok(config.access_key()?)
+}
+
+pub fn conformance(config_file: Option<&Path>, args: &ConformanceArgs) -> anyhow::Result<()> {
+    let key = access_key_from(config_file, args.access_key.as_ref())?;
+    let scenarios = match &args.scenarios {
+        Some(dir) => koogate_simulator::conformance::load_scenarios(dir).map_err(anyhow::Error::msg)?,
+        None => koogate_simulator::conformance::builtin_scenarios(),
+    };
+    let report = runtime()?.block_on(koogate_simulator::conformance::run(&args.target, key, &scenarios));
+    print!("{}", report.table());
+    if let Some(path) = &args.junit {
+        std::fs::write(path, report.junit_xml()).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if report.passed() {
+        Ok(())
+    } else {
+        Err(Failed(format!("{} steps do not conform", report.failures().len())).into())
+    }
+}
+
+pub fn sim_send(config_file: Option<&Path>, args: &SimSendArgs) -> anyhow::Result<()> {
+    let key = access_key_from(config_file, args.access_key.as_ref())?;
+    let mut body = serde_json::Map::new();
+    body.insert("activity".into(), args.activity.clone().into());
+    for (name, value) in &args.fields {
+        body.insert(name.clone(), value.clone().into());
+    }
+    if args.test {
+        body.insert("testFlag".into(), "1".into());
+    }
+    let sender = CallbackSender::new(args.target.clone(), key);
+    let reply =
+        runtime()?.block_on(sender.send_value(&serde_json::Value::Object(body), &Tamper::default()))?;
+    println!("HTTP {}  Body-Sign: {}", reply.status, reply.body_sign.as_deref().unwrap_or("(none)"));
+    println!("{}", String::from_utf8_lossy(&reply.body));
+    Ok(())
+}
+
+pub fn sim_serve(config_file: Option<&Path>, args: &SimServeArgs) -> anyhow::Result<()> {
+    let config = Config::load(config_file)?;
+    let key = access_key_from(config_file, args.access_key.as_ref())?;
+    let secret = |flag: &Option<String>, configured: &Option<secrecy::SecretString>, default: &str| {
+        flag.clone()
+            .or_else(|| configured.as_ref().map(|s| secrecy::ExposeSecret::expose_secret(s).to_owned()))
+            .unwrap_or_else(|| default.to_owned())
+    };
+    let ak = secret(&args.ak, &config.ak, "SIMAK");
+    let sk = secret(&args.sk, &config.sk, "SIMSK");
+    init_tracing(&config);
+    let clock: koogate_simulator::TimeSource =
+        Arc::new(|| koogate_server::clock::Clock::now_ms(&SystemClock));
+    let simulator = koogate_simulator::koogallery::SimulatedKooGallery::new(
+        koogate_protocol::apig::Credentials::new(ak.clone(), &sk),
+        key,
+        clock,
+    );
+    runtime()?.block_on(async move {
+        let listener =
+            tokio::net::TcpListener::bind(args.listen).await.context("binding the simulator's address")?;
+        let addr = listener.local_addr()?;
+        println!("simulated KooGallery on http://{addr}");
+        println!("  Open APIs (AK {ak}): point KOOGATE_MARKETPLACE_URL at http://{addr}");
+        println!("  fire a callback:  POST http://{addr}/sim/send  {{\"target\": URL, \"body\": {{...}}}}");
+        println!("  inject a fault:   POST http://{addr}/sim/faults  {{\"status\": 503}}");
+        println!("  recorded traffic: GET  http://{addr}/sim/traffic");
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        axum_serve(listener, simulator.router(), shutdown).await
+    })
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }

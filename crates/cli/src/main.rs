@@ -2,6 +2,7 @@
 //! could not reach through a library call.
 
 mod commands;
+mod demo;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +38,10 @@ enum Command {
     /// Event deliveries to the merchant's app.
     #[command(subcommand)]
     Deliveries(DeliveriesCommand),
+    /// Play the conformance scenarios against a production URL, as KooGallery would.
+    Conformance(commands::ConformanceArgs),
+    /// Run koogate and a simulated KooGallery in one process through a customer's whole lifecycle.
+    Demo(crate::demo::DemoArgs),
     /// Pay-per-use metering.
     #[command(subcommand)]
     Usage(UsageCommand),
@@ -52,6 +57,11 @@ enum SimCommand {
     /// Serve a mock of KooGallery's Open API host (Query Order with the documented mock orders),
     /// checking AK/SK signatures, for pointing KOOGATE_MARKETPLACE_URL at during local tests.
     Marketplace(commands::MarketplaceArgs),
+    /// Serve the whole simulated KooGallery: the mock Open APIs plus an HTTP API to fire callbacks,
+    /// inject faults and read the recorded traffic.
+    Serve(commands::SimServeArgs),
+    /// Fire one signed callback at a production URL and print the answer.
+    Send(commands::SimSendArgs),
 }
 
 #[derive(Subcommand)]
@@ -107,6 +117,10 @@ fn main() -> ExitCode {
         Command::Sign(args) => commands::sign(cli.config.as_deref(), &args),
         Command::Sim(SimCommand::Load(args)) => commands::load(cli.config.as_deref(), &args),
         Command::Sim(SimCommand::Marketplace(args)) => commands::marketplace(cli.config.as_deref(), &args),
+        Command::Sim(SimCommand::Serve(args)) => commands::sim_serve(cli.config.as_deref(), &args),
+        Command::Sim(SimCommand::Send(args)) => commands::sim_send(cli.config.as_deref(), &args),
+        Command::Conformance(args) => commands::conformance(cli.config.as_deref(), &args),
+        Command::Demo(args) => demo::run(&args),
         Command::Openapi => {
             print!("{}", koogate_server::api::openapi::document_text());
             Ok(())
@@ -130,6 +144,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is::<commands::Failed>() => {
+            eprintln!("koogate: {error}");
+            ExitCode::FAILURE
+        }
         Err(error) => {
             eprintln!("koogate: {error:#}");
             ExitCode::FAILURE

@@ -111,6 +111,40 @@ fn serve_answers_signed_calls_runs_its_jobs_and_stops_cleanly_on_sigterm() {
     );
     assert_eq!(mock.requests()[0].signature, Ok(()));
 
+    // The conformance suite, as a merchant would run it against their production URL.
+    let junit = dir.path().join("conformance.xml");
+    let output = koogate()
+        .args([
+            "conformance",
+            "--target",
+            &format!("http://{addr}/saasproduce"),
+            "--access-key",
+            KEY,
+            "--junit",
+        ])
+        .arg(&junit)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{table}");
+    assert!(table.contains("PASS  idempotency › resend with a new businessId"), "{table}");
+    assert!(std::fs::read_to_string(&junit).unwrap().contains("<testsuite name=\"refusals\""));
+    let output = koogate()
+        .args([
+            "sim",
+            "send",
+            "queryInstance",
+            "--target",
+            &format!("http://{addr}/saasproduce"),
+            "--access-key",
+            KEY,
+        ])
+        .args(["--field", "instanceId=cli-1"])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.starts_with("HTTP 200") && printed.contains("\"resultCode\":\"000000\""), "{printed}");
+
     let pid = child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let status = child.wait().unwrap();
@@ -166,4 +200,52 @@ fn openapi_prints_the_committed_document() {
     let committed =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json")).unwrap();
     assert_eq!(String::from_utf8(output.stdout).unwrap(), committed);
+}
+
+#[test]
+fn the_demo_runs_a_whole_lifecycle_and_exits_zero() {
+    let output = koogate().arg("demo").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    for step in [
+        "newInstance (purchase)",
+        "Query Order",
+        "refreshInstance",
+        "FREEZE",
+        "usage push",
+        "releaseInstance",
+    ] {
+        assert!(stdout.lines().any(|l| l.starts_with("[ok]") && l.contains(step)), "{step}: {stdout}");
+    }
+    assert!(!stdout.contains("[!!]"));
+}
+
+#[test]
+fn conformance_exits_non_zero_against_a_wrong_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = koogate()
+        .arg("serve")
+        .env("KOOGATE_ACCESS_KEY", KEY)
+        .env("KOOGATE_FRONT_END_URL", "https://app.example.com/{instance_id}")
+        .env("KOOGATE_LISTEN", "127.0.0.1:0")
+        .env("KOOGATE_METRICS", "false")
+        .current_dir(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = read_listen_addr(&mut BufReader::new(child.stderr.take().unwrap()));
+    let output = koogate()
+        .args([
+            "conformance",
+            "--target",
+            &format!("http://{addr}/saasproduce"),
+            "--access-key",
+            "not-the-key",
+        ])
+        .output()
+        .unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("FAIL  lifecycle › buy"));
 }

@@ -7,6 +7,7 @@
 
 pub mod app_receiver;
 pub mod conformance;
+pub mod koogallery;
 pub mod load;
 pub mod marketplace;
 mod mock_orders;

@@ -32,9 +32,9 @@ pub enum Fault {
     /// Answer only after this long (longer than the client's timeout: a timeout).
     Delay(Duration),
     /// An API gateway error, e.g. `(504, "APIGW.0105")` or `(429, "APIGW.0308")`.
-    Gateway(u16, &'static str),
+    Gateway(u16, String),
     /// A KooGallery business error, e.g. `(500, "MKT.0999")` or `(400, "MKT.0100")`.
-    Api(u16, &'static str),
+    Api(u16, String),
     /// Answer `APIGW.0301` as if the signature were wrong, whatever it was.
     RejectSignature,
 }
@@ -239,8 +239,8 @@ async fn query_order(State(state): State<Arc<MockState>>, request: Request<Body>
             return StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY).into_response();
         }
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
-        Some(Fault::Gateway(status, code)) => return gateway_error(status, code, "injected gateway fault"),
-        Some(Fault::Api(status, code)) => return api_error(status, code, "injected fault"),
+        Some(Fault::Gateway(status, code)) => return gateway_error(status, &code, "injected gateway fault"),
+        Some(Fault::Api(status, code)) => return api_error(status, &code, "injected fault"),
         Some(Fault::RejectSignature) => {
             return gateway_error(401, "APIGW.0301", "Incorrect IAM authentication information: injected");
         }
@@ -329,8 +329,8 @@ async fn usage_with_fault(state: &MockState, fault: Option<Fault>, body: &[u8], 
         Some(Fault::Status(status)) => {
             StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY).into_response()
         }
-        Some(Fault::Gateway(status, code)) => gateway_error(status, code, "injected gateway fault"),
-        Some(Fault::Api(status, code)) => usage_answer(status, code, "injected fault"),
+        Some(Fault::Gateway(status, code)) => gateway_error(status, &code, "injected gateway fault"),
+        Some(Fault::Api(status, code)) => usage_answer(status, &code, "injected fault"),
         Some(Fault::RejectSignature) => usage_answer(400, "MKT.0102", "Invalid body sign"),
         // Accepted, but the answer comes too late: the caller cannot know it succeeded.
         Some(Fault::Delay(delay)) => {

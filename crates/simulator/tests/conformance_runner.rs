@@ -203,3 +203,40 @@ async fn a_non_idempotent_create_is_caught() {
     assert!(failing.contains(&"idempotency › resend with a new businessId".to_owned()), "{failing:?}");
     assert!(report.junit_xml().contains("<failure message=\"instanceId is"), "JUnit XML lists the finding");
 }
+
+#[tokio::test]
+async fn the_simulator_api_fires_callbacks_injects_faults_and_records_traffic() {
+    use koogate_protocol::apig::Credentials;
+    use koogate_simulator::koogallery::SimulatedKooGallery;
+    let server = Arc::new(Reference { breakage: Breakage::default(), ledger: Mutex::default() });
+    let router = Router::new().route("/saasproduce", post(produce)).with_state(server);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = format!("http://{}/saasproduce", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let sim =
+        SimulatedKooGallery::new(Credentials::new("AK", "SK"), AccessKey::from_text(KEY), Arc::new(now_ms));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim_url = format!("http://{}", listener.local_addr().unwrap());
+    let sim_router = sim.router();
+    tokio::spawn(async move { axum::serve(listener, sim_router).await });
+
+    let client = reqwest::Client::new();
+    let body = serde_json::json!({"target": target, "body": {"activity": "newInstance", "orderId": "S1", "orderLineId": "S1-1", "businessId": "sim-1"}});
+    let sent: serde_json::Value =
+        client.post(format!("{sim_url}/sim/send")).json(&body).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (sent["answer"]["instanceId"].as_str(), sent["body_sign_valid"].as_bool()),
+        (Some("sim-1"), Some(true))
+    );
+    let fault = client
+        .post(format!("{sim_url}/sim/faults"))
+        .json(&serde_json::json!({"status": 503}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fault.status(), 204);
+    let traffic: serde_json::Value =
+        client.get(format!("{sim_url}/sim/traffic")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(traffic["callbacks"][0]["answer"]["resultCode"], "000000");
+}

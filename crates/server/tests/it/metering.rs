@@ -109,8 +109,8 @@ async fn pushed_totals_equal_the_unique_events_despite_duplicates_and_push_failu
             if rng.next(10) < 3 {
                 faults += 1;
                 mock.inject(match rng.next(3) {
-                    0 => Fault::Api(500, "MKT.0999"),
-                    1 => Fault::Gateway(429, "APIGW.0308"),
+                    0 => Fault::Api(500, "MKT.0999".into()),
+                    1 => Fault::Gateway(429, "APIGW.0308".into()),
                     _ => Fault::Delay(Duration::from_secs(1)),
                 });
             }
@@ -263,7 +263,7 @@ async fn rejected_records_are_visible_with_their_code() {
     .await;
     app.clock.advance_ms(WINDOW_MS);
     app.maintenance.run_once().await.unwrap();
-    mock.inject(Fault::Api(500, "MKT.9001"));
+    mock.inject(Fault::Api(500, "MKT.9001".into()));
     assert_eq!(run_jobs_to_completion(&app).await, 1, "not retried");
     let rejected: Value =
         app.api_get("/api/v1/usage/records?state=rejected", &token).await.json().await.unwrap();

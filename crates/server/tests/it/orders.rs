@@ -129,8 +129,8 @@ async fn an_unreachable_primary_host_falls_back_to_the_second_host_signed_for_it
 async fn retryable_failures_are_retried_later_and_then_succeed() {
     let (app, mock) =
         spawn_with_marketplace(None, |c| c.marketplace_timeout = Duration::from_millis(300)).await;
-    mock.inject(Fault::Api(500, "MKT.0999"));
-    mock.inject(Fault::Gateway(429, "APIGW.0308"));
+    mock.inject(Fault::Api(500, "MKT.0999".into()));
+    mock.inject(Fault::Gateway(429, "APIGW.0308".into()));
     mock.inject(Fault::Status(502));
     mock.inject(Fault::Delay(Duration::from_secs(2)));
     app.new_instance("MOCKONDEMAND", "ord-rt").await;
@@ -148,7 +148,7 @@ async fn retryable_failures_are_retried_later_and_then_succeed() {
 #[tokio::test]
 async fn validation_errors_are_not_retried() {
     let (app, mock) = spawn_with_marketplace(None, |_| {}).await;
-    mock.inject(Fault::Api(400, "MKT.0100"));
+    mock.inject(Fault::Api(400, "MKT.0100".into()));
     app.new_instance("MOCKONDEMANDPKG", "ord-val").await;
     assert!(matches!(step(&app).await, JobOutcome::Buried { .. }));
     let job = &app.store.jobs(FETCH_ORDER).await.unwrap()[0];
