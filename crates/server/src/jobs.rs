@@ -273,7 +273,7 @@ impl JobHandler for PurgeHandler {
         let mut tx = self.store.begin().await?;
         if tx.purge_instance(&id, now_ms).await? {
             if self.events {
-                let test = self.store.instance(&id).await?.is_some_and(|i| i.test);
+                let test = tx.instance(&id).await?.is_some_and(|i| i.test);
                 events::emit(&mut tx, EventType::Purged, id.as_str(), test, serde_json::json!({}), now_ms)
                     .await?;
             }

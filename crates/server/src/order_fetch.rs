@@ -107,6 +107,7 @@ fn order_record(payload: &FetchPayload, order: &OrderInfo, line: &OrderLine, now
         instance_id: payload.instance_id.clone(),
         reason: payload.reason.as_str().into(),
         order_type: order.order_type.clone(),
+        create_time_ms: order.create_time.as_deref().and_then(|t| parse_compact_utc(t).ok()),
         charging_mode: line.charging_mode.clone(),
         product_id: product.and_then(|p| p.product_id.clone()),
         sku_code: product.and_then(|p| p.sku_code.clone()),

@@ -2,9 +2,10 @@
 //! default) records, records sealed when their window ends, pushed to KooGallery in batches of at most
 //! 1,000, and use-until-stop package quotas enforced.
 //!
-//! An event whose window was already sealed (pushed or being pushed) is counted in the next open window
-//! of the same instance, because a pushed record must never change and KooGallery ignores a second
-//! record with the same period.
+//! An event whose window was already sealed (pushed or being pushed), or whose window already holds usage
+//! under another package (or none), is counted in the next such free window of the same instance: a
+//! pushed record must never change, and KooGallery ignores a second record with the same instance and
+//! period.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -55,7 +56,7 @@ pub struct RejectedEvent {
     /// Position in the request.
     pub index: usize,
     pub event_id: String,
-    /// `invalid_event`, `unknown_instance`, `instance_not_active`, `invalid_quantity`, `time_out_of_range`,
+    /// `invalid_event`, `unknown_instance`, `test_instance`, `instance_not_active`, `invalid_quantity`, `time_out_of_range`,
     /// `unknown_package` or `package_exhausted`.
     pub code: &'static str,
     pub message: String,
@@ -195,6 +196,10 @@ impl Metering {
         let instance = instances.get(&input.instance_id).ok_or_else(|| {
             reject(index, &id, "unknown_instance", format!("no instance {}", input.instance_id))
         })?;
+        if instance.test {
+            // KooGallery does not know debug instances: a record for one would fail its whole push.
+            return Err(reject(index, &id, "test_instance", "debug (testFlag=1) instances take no usage"));
+        }
         if instance.status != InstanceStatus::Active {
             let message =
                 format!("the instance is {}; only active instances take usage", instance.status.as_str());

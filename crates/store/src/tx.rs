@@ -29,6 +29,16 @@ impl Tx {
         Ok(Self { inner })
     }
 
+    /// Instance lookups in a write transaction lock the row on PostgreSQL, so two replicas changing the
+    /// same instance (a freeze racing a release) take turns instead of overwriting each other. SQLite's
+    /// single writer already serialises them.
+    fn row_lock(&self) -> &'static str {
+        match self.inner {
+            TxInner::Sqlite(_) => "",
+            TxInner::Postgres(_) => "FOR UPDATE",
+        }
+    }
+
     pub async fn commit(self) -> Result<(), StoreError> {
         match self.inner {
             TxInner::Sqlite(t) => t.commit().await?,
@@ -75,8 +85,9 @@ impl Tx {
         order_line_id: &OrderLineId,
         test: bool,
     ) -> Result<Option<Instance>, StoreError> {
+        let lock = self.row_lock();
         let sql = format!(
-            "SELECT {INSTANCE_COLUMNS} FROM instances WHERE order_id = $1 AND order_line_id = $2 AND test = $3"
+            "SELECT {INSTANCE_COLUMNS} FROM instances WHERE order_id = $1 AND order_line_id = $2 AND test = $3 {lock}"
         );
         let row: Option<InstanceRow> = on_conn!(self, c => sqlx::query_as(&sql)
             .bind(order_id.as_str())
@@ -88,7 +99,8 @@ impl Tx {
     }
 
     pub async fn instance(&mut self, id: &InstanceId) -> Result<Option<Instance>, StoreError> {
-        let sql = format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id = $1");
+        let sql =
+            format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id = $1 {}", self.row_lock());
         let row: Option<InstanceRow> =
             on_conn!(self, c => sqlx::query_as(&sql).bind(id.as_str()).fetch_optional(c).await?);
         row.map(Instance::try_from).transpose()

@@ -94,8 +94,9 @@ impl Tx {
         Ok(inserted)
     }
 
-    /// Adds units to the open record of (instance, package, window), creating it; `false` when that
-    /// record is already sealed (its window was pushed or is being pushed).
+    /// Adds units to the open record of (instance, window), creating it; `false` when that record is
+    /// already sealed (its window was pushed or is being pushed) or belongs to another package — either
+    /// way the units must go to a later window.
     #[allow(clippy::too_many_arguments)]
     pub async fn add_to_usage_record(
         &mut self,
@@ -110,9 +111,10 @@ impl Tx {
         const SQL: &str =
             "INSERT INTO usage_records (instance_id, package_instance_id, window_start_ms, window_end_ms, \
             units, metering_sn, state, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, 'open', $7) \
-            ON CONFLICT (instance_id, window_start_ms, package_instance_id) DO UPDATE \
+            ON CONFLICT (instance_id, window_start_ms) DO UPDATE \
             SET units = usage_records.units + excluded.units, updated_at_ms = excluded.updated_at_ms \
-            WHERE usage_records.state = 'open' RETURNING id";
+            WHERE usage_records.state = 'open' AND usage_records.package_instance_id = excluded.package_instance_id \
+            RETURNING id";
         let id: Option<i64> = on_conn!(self, c => sqlx::query_scalar(SQL)
             .bind(instance_id)
             .bind(package_instance_id)
@@ -232,6 +234,55 @@ impl Tx {
         }
         Ok(push_id)
     }
+
+    // Reads for queryInstance, made on the callback's own transaction: borrowing a second pooled
+    // connection per call could exhaust the pool under load.
+    /// Total units ever counted for each of `instance_ids` (pay-per-use cumulative usage).
+    pub async fn usage_totals(&mut self, instance_ids: &[&str]) -> Result<Vec<(String, i64)>, StoreError> {
+        if instance_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(String, i64)> = on_conn!(self, c => {
+            let mut query = sqlx::QueryBuilder::new(
+                "SELECT instance_id, CAST(SUM(units) AS BIGINT) FROM usage_records WHERE instance_id IN (",
+            );
+            let mut list = query.separated(", ");
+            for id in instance_ids {
+                list.push_bind(*id);
+            }
+            query.push(") GROUP BY instance_id");
+            query.build_query_as().fetch_all(c).await?
+        });
+        Ok(rows)
+    }
+
+    /// Which of `ids` are packages with recorded consumption.
+    pub async fn packages_among(&mut self, ids: &[&str]) -> Result<Vec<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<String> = on_conn!(self, c => {
+            let mut query = sqlx::QueryBuilder::new("SELECT package_instance_id FROM package_usage WHERE package_instance_id IN (");
+            let mut list = query.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            query.push(")");
+            query.build_query_scalar().fetch_all(c).await?
+        });
+        Ok(rows)
+    }
+
+    /// The pay-per-use instances a package's usage was recorded against, with the units used on each.
+    pub async fn package_consumers(
+        &mut self,
+        package_instance_id: &str,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        const SQL: &str = "SELECT instance_id, CAST(SUM(units) AS BIGINT) FROM usage_records \
+            WHERE package_instance_id = $1 GROUP BY instance_id ORDER BY instance_id";
+        let rows = on_conn!(self, c => sqlx::query_as(SQL).bind(package_instance_id).fetch_all(c).await?);
+        Ok(rows)
+    }
 }
 
 impl Store {
@@ -303,42 +354,6 @@ impl Store {
         Ok(rows)
     }
 
-    /// Total units ever counted for each of `instance_ids` (pay-per-use cumulative usage).
-    pub async fn usage_totals(&self, instance_ids: &[&str]) -> Result<Vec<(String, i64)>, StoreError> {
-        if instance_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows: Vec<(String, i64)> = on_pool!(self, read, p => {
-            let mut query = sqlx::QueryBuilder::new(
-                "SELECT instance_id, CAST(SUM(units) AS BIGINT) FROM usage_records WHERE instance_id IN (",
-            );
-            let mut list = query.separated(", ");
-            for id in instance_ids {
-                list.push_bind(*id);
-            }
-            query.push(") GROUP BY instance_id");
-            query.build_query_as().fetch_all(p).await?
-        });
-        Ok(rows)
-    }
-
-    /// Which of `ids` are packages with recorded consumption.
-    pub async fn packages_among(&self, ids: &[&str]) -> Result<Vec<String>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows: Vec<String> = on_pool!(self, read, p => {
-            let mut query = sqlx::QueryBuilder::new("SELECT package_instance_id FROM package_usage WHERE package_instance_id IN (");
-            let mut list = query.separated(", ");
-            for id in ids {
-                list.push_bind(*id);
-            }
-            query.push(")");
-            query.build_query_scalar().fetch_all(p).await?
-        });
-        Ok(rows)
-    }
-
     pub async fn package_usage(&self, package_instance_id: &str) -> Result<Option<PackageUsage>, StoreError> {
         const SQL: &str =
             "SELECT package_instance_id, used_units, quota_units, exhausted_at_ms FROM package_usage \
@@ -346,17 +361,5 @@ impl Store {
         let row =
             on_pool!(self, read, p => sqlx::query_as(SQL).bind(package_instance_id).fetch_optional(p).await?);
         Ok(row)
-    }
-
-    /// The pay-per-use instances a package's usage was recorded against, with the units used on each.
-    pub async fn package_consumers(
-        &self,
-        package_instance_id: &str,
-    ) -> Result<Vec<(String, i64)>, StoreError> {
-        const SQL: &str = "SELECT instance_id, CAST(SUM(units) AS BIGINT) FROM usage_records \
-            WHERE package_instance_id = $1 GROUP BY instance_id ORDER BY instance_id";
-        let rows =
-            on_pool!(self, read, p => sqlx::query_as(SQL).bind(package_instance_id).fetch_all(p).await?);
-        Ok(rows)
     }
 }

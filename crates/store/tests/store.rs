@@ -332,6 +332,7 @@ fn order_record(instance: &str, order: &str, sku: &str, expire: Option<i64>) -> 
         instance_id: instance.into(),
         reason: "new".into(),
         order_type: Some("NEW".into()),
+        create_time_ms: Some(1),
         charging_mode: Some("PERIOD".into()),
         product_id: Some("P".into()),
         sku_code: Some(sku.into()),
@@ -455,4 +456,24 @@ async fn tokens_are_found_by_hash_until_revoked() {
     assert!(!store.revoke_token("tok_1", 4).await.unwrap());
     assert_eq!(store.use_token("hash-1", 5).await.unwrap(), None);
     assert_eq!(store.tokens().await.unwrap()[0].revoked_at_ms, Some(3));
+}
+
+#[tokio::test]
+async fn a_late_fetch_of_an_older_order_does_not_undo_a_newer_one() {
+    let (store, _db) = fresh().await;
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_instance(&new_record("up", "O8", false)).await.unwrap();
+    tx.commit().await.unwrap();
+    let upgrade = OrderRecord {
+        order_id: "UP8".into(),
+        order_line_id: "UP8-1".into(),
+        create_time_ms: Some(2_000),
+        ..order_record("up", "O8", "pro", None)
+    };
+    store.save_order(&upgrade).await.unwrap();
+    let original = OrderRecord { create_time_ms: Some(1_000), ..order_record("up", "O8", "basic", None) };
+    store.save_order(&original).await.unwrap();
+    let instance = store.instance(&InstanceId::parse("up").unwrap()).await.unwrap().unwrap();
+    assert_eq!(instance.sku_code.as_deref(), Some("pro"));
+    assert_eq!(store.orders_for_instance("up").await.unwrap().len(), 2, "both orders are kept");
 }

@@ -57,6 +57,8 @@ impl Saas {
         }
         match instance.status {
             InstanceStatus::Provisioning if created => self.provision(tx, &instance, now).await,
+            // The row is locked (PostgreSQL) or the writer is single (SQLite), so only one resend
+            // provisions a failed instance again.
             InstanceStatus::Failed => {
                 tx.retry_provisioning(&instance.instance_id, now).await?;
                 self.provision(tx, &instance, now).await

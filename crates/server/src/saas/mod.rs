@@ -244,12 +244,29 @@ fn finish(entry: &mut CallbackRecord, response: CallbackResponse, stopwatch: Sto
     let body = response.to_bytes();
     entry.result_code = response.result_code.as_str().into();
     entry.result_msg = response.result_msg.clone();
-    entry.response_body = body.clone();
+    entry.response_body = loggable(&response, &body);
     if entry.instance_id.is_none() {
         entry.instance_id = response.instance_id.clone();
     }
     entry.latency_us = stopwatch.elapsed_us();
     Answer { body, response }
+}
+
+/// The answer as the audit log keeps it: the exact bytes sent, except that initial admin passwords are
+/// masked — the log must not become a plaintext copy of credentials that are encrypted at rest.
+fn loggable(response: &CallbackResponse, sent: &[u8]) -> Vec<u8> {
+    let carries_password =
+        response.info.iter().flatten().any(|i| i.app_info.as_ref().is_some_and(|a| a.password.is_some()));
+    if !carries_password {
+        return sent.to_vec();
+    }
+    let mut masked = response.clone();
+    for app in masked.info.iter_mut().flatten().filter_map(|i| i.app_info.as_mut()) {
+        if app.password.is_some() {
+            app.password = Some("[REDACTED]".into());
+        }
+    }
+    masked.to_bytes()
 }
 
 fn record_metrics(entry: &CallbackRecord) {

@@ -49,7 +49,7 @@ impl Saas {
             }
         }
         if !info.is_empty() {
-            self.attach_usage(&mut info, &found).await?;
+            self.attach_usage(tx, &mut info, &found).await?;
             let mut response = CallbackResponse::code(ResultCode::Success);
             response.info = Some(info);
             return Ok(response);
@@ -68,11 +68,16 @@ impl Saas {
 
     /// Adds `usageInfo`: the cumulative usage of pay-per-use instances (any instance with metered usage
     /// or charged `ON_DEMAND`), and for packages the amount used per pay-per-use instance (§6.2, §7).
-    async fn attach_usage(&self, info: &mut [InstanceInfo], found: &[Instance]) -> Result<(), ServiceError> {
+    async fn attach_usage(
+        &self,
+        tx: &mut Tx,
+        info: &mut [InstanceInfo],
+        found: &[Instance],
+    ) -> Result<(), ServiceError> {
         let now = format_compact_utc_millis(self.clock.now_ms());
         let ids: Vec<&str> = info.iter().map(|i| i.instance_id.as_str()).collect();
-        let totals: HashMap<String, i64> = self.store.usage_totals(&ids).await?.into_iter().collect();
-        let packages: HashSet<String> = self.store.packages_among(&ids).await?.into_iter().collect();
+        let totals: HashMap<String, i64> = tx.usage_totals(&ids).await?.into_iter().collect();
+        let packages: HashSet<String> = tx.packages_among(&ids).await?.into_iter().collect();
         for entry in info.iter_mut() {
             let mode = found
                 .iter()
@@ -84,7 +89,7 @@ impl Saas {
                 statistical_time: now.clone(),
             };
             if packages.contains(&entry.instance_id) {
-                let consumers = self.store.package_consumers(&entry.instance_id).await?;
+                let consumers = tx.package_consumers(&entry.instance_id).await?;
                 if !consumers.is_empty() {
                     entry.usage_info = Some(
                         consumers.into_iter().map(|(related, units)| usage(Some(related), units)).collect(),

@@ -236,6 +236,12 @@ async fn passwords_are_stored_encrypted() {
     let stored = app.store.instance(&id("biz-9")).await.unwrap().unwrap();
     let sealed = stored.app_info.unwrap().password_enc.unwrap();
     assert!(!sealed.windows(password.len()).any(|w| w == password.as_bytes()));
+    let log = app.store.callbacks(&koogate_store::CallbackQuery::default()).await.unwrap();
+    assert!(
+        log.iter().all(|e| !e.response_body.windows(password.len()).any(|w| w == password.as_bytes())),
+        "the audit log never holds the plain password"
+    );
+    assert!(String::from_utf8_lossy(&log[0].response_body).contains("[REDACTED]"));
 }
 
 #[tokio::test]

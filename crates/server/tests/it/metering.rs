@@ -374,3 +374,51 @@ async fn a_push_that_never_gets_through_ends_with_its_records_rejected() {
         ("rejected", Some("retries_exhausted"))
     );
 }
+
+#[tokio::test]
+async fn one_period_never_gets_two_records_and_debug_instances_take_no_usage() {
+    let (app, mock) = metered_app(false).await;
+    app.new_instance("MIX1", "mix-1").await;
+    app.new_instance("MIXPKG", "mix-pkg").await;
+    app.send(crate::harness::new_instance("MIXDBG", "mix-debug", true)).await;
+    // The package's quota as Query Order would have set it.
+    let order = koogate_store::OrderRecord {
+        order_id: "MIXPKG".into(),
+        order_line_id: "MIXPKG-000001".into(),
+        instance_id: "mix-pkg".into(),
+        reason: "new".into(),
+        order_type: None,
+        charging_mode: Some("ON_DEMAND_PKG".into()),
+        product_id: None,
+        sku_code: None,
+        product_name: None,
+        linear_value: Some(100),
+        period_type: None,
+        period_number: None,
+        expire_time_ms: None,
+        amount: None,
+        amount_after_discount: None,
+        customer_id: None,
+        buyer_json: None,
+        extend_params_json: "[]".into(),
+        raw_json: "{}".into(),
+        fetched_at_ms: 0,
+        create_time_ms: None,
+    };
+    app.store.save_order(&order).await.unwrap();
+    let token = app.token().await;
+    let now = app.clock.now();
+    let report = ingest(&app, &token, json!([
+        {"event_id": "x1", "instance_id": "mix-1", "quantity": 1, "occurred_at": now},
+        {"event_id": "x2", "instance_id": "mix-1", "quantity": 2, "occurred_at": now, "package_instance_id": "mix-pkg"},
+        {"event_id": "x3", "instance_id": "mix-debug", "quantity": 1, "occurred_at": now}
+    ])).await;
+    assert_eq!(report["rejected"][0]["code"], "test_instance");
+    app.clock.advance_ms(2 * WINDOW_MS);
+    app.maintenance.run_once().await.unwrap();
+    run_jobs_to_completion(&app).await;
+    let accepted = mock.accepted_usage();
+    assert_eq!(accepted.len(), 2);
+    assert_ne!(accepted[0].begin_time, accepted[1].begin_time, "the package usage moved to the next window");
+    assert_eq!(mock.usage_duplicates(), (0, 0));
+}

@@ -6,6 +6,8 @@ CREATE TABLE orders (
     -- Why it was fetched: new, upgrade or renewal_change.
     reason                TEXT    NOT NULL,
     order_type            TEXT,
+    -- When the order was placed: a late fetch of an older order must not undo a newer one.
+    create_time_ms        INTEGER,
     charging_mode         TEXT,
     product_id            TEXT,
     sku_code              TEXT,

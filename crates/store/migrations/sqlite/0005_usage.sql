@@ -27,7 +27,9 @@ CREATE TABLE usage_records (
     reject_code         TEXT,
     reject_message      TEXT,
     updated_at_ms       INTEGER NOT NULL,
-    UNIQUE (instance_id, window_start_ms, package_instance_id)
+    -- One record per instance and period: KooGallery counts only the first record with the same
+    -- instance, begin and end time, so usage under another package goes to a later window.
+    UNIQUE (instance_id, window_start_ms)
 );
 CREATE INDEX usage_records_state ON usage_records (state, window_end_ms);
 CREATE INDEX usage_records_push ON usage_records (push_id);
