@@ -339,20 +339,22 @@ impl Metering {
             if records.is_empty() {
                 break;
             }
-            let product_ids =
-                if self.old_api { self.product_ids(&mut tx, &records).await? } else { HashMap::new() };
+            let facts = self.instance_facts(&mut tx, &records).await?;
             let usage: Vec<UsageRecord> = records
                 .iter()
                 .map(|r| UsageRecord {
                     instance_id: r.instance_id.clone(),
-                    begin_time_ms: r.window_start_ms,
+                    // A period may not begin before the instance existed (open-apis §5.2).
+                    begin_time_ms: facts
+                        .get(&r.instance_id)
+                        .map_or(r.window_start_ms, |f| r.window_start_ms.max(f.0)),
                     end_time_ms: r.window_end_ms,
                     record_time_ms: now.max(r.window_end_ms),
                     units: r.units,
                     metering_sn: r.metering_sn.clone(),
                     relate_pkg_instance: (!r.package_instance_id.is_empty())
                         .then(|| r.package_instance_id.clone()),
-                    product_id: product_ids.get(&r.instance_id).cloned(),
+                    product_id: facts.get(&r.instance_id).and_then(|f| f.1.clone()),
                 })
                 .collect();
             let (api, body) = if self.old_api {
@@ -377,19 +379,18 @@ impl Metering {
         Ok(PushPreparation { sealed, expired, pushes })
     }
 
-    async fn product_ids(
+    /// Creation time and product id of each instance in `records`.
+    async fn instance_facts(
         &self,
         tx: &mut Tx,
         records: &[koogate_store::UsageLedgerRecord],
-    ) -> Result<HashMap<String, String>, StoreError> {
-        let ids: Vec<InstanceId> =
-            records.iter().filter_map(|r| InstanceId::parse(&r.instance_id).ok()).collect();
+    ) -> Result<HashMap<String, (i64, Option<String>)>, StoreError> {
+        let unique: HashSet<&str> = records.iter().map(|r| r.instance_id.as_str()).collect();
+        let ids: Vec<InstanceId> = unique.into_iter().filter_map(|id| InstanceId::parse(id).ok()).collect();
         let mut map = HashMap::new();
         for chunk in ids.chunks(500) {
             for instance in tx.instances(chunk).await? {
-                if let Some(product) = instance.product_id {
-                    map.insert(instance.instance_id.to_string(), product);
-                }
+                map.insert(instance.instance_id.to_string(), (instance.created_at_ms, instance.product_id));
             }
         }
         Ok(map)

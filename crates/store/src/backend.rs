@@ -61,18 +61,27 @@ impl std::fmt::Debug for DatabaseUrl {
     }
 }
 
-/// The URL with any password replaced, fit for logs and error messages.
+/// The URL with any password replaced, fit for logs and error messages: the part between the last `:`
+/// and the `@` of the authority (whatever the scheme looks like, typos included) and any `password=`
+/// query parameter.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((credentials, host)) = rest.split_once('@') else {
-        return url.to_owned();
-    };
-    match credentials.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:[REDACTED]@{host}"),
+    let mut out = match url.rfind('@') {
+        Some(at) => {
+            let before = &url[..at];
+            let scheme_end = before.find("://").map(|i| i + 3).unwrap_or(0);
+            match before[scheme_end..].rfind(':') {
+                Some(colon) => format!("{}:[REDACTED]{}", &before[..scheme_end + colon], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
         None => url.to_owned(),
+    };
+    if let Some(start) = out.find("password=") {
+        let value_start = start + "password=".len();
+        let value_end = out[value_start..].find('&').map(|i| value_start + i).unwrap_or(out.len());
+        out.replace_range(value_start..value_end, "[REDACTED]");
     }
+    out
 }
 
 /// Connection-pool sizing and timeouts. The defaults suit one replica; see the README for N replicas.
@@ -238,6 +247,12 @@ mod tests {
     #[test]
     fn passwords_are_redacted() {
         assert_eq!(redact_url("postgres://u:secret@h/d"), "postgres://u:[REDACTED]@h/d");
+        assert_eq!(redact_url("postgres:/u:secret@h/d"), "postgres:/u:[REDACTED]@h/d");
+        assert_eq!(
+            redact_url("postgres://u@h/d?password=secret&sslmode=require"),
+            "postgres://u@h/d?password=[REDACTED]&sslmode=require"
+        );
+        assert!(!DatabaseUrl::parse("postgress://u:secret@h/d").unwrap_err().to_string().contains("secret"));
         let url = DatabaseUrl::parse("postgres://u:secret@h/d").unwrap();
         assert!(!format!("{url:?}").contains("secret"));
     }

@@ -222,7 +222,12 @@ async fn an_event_for_a_pushed_window_goes_into_the_next_open_window() {
     assert_eq!(accepted.iter().map(|a| a.units).collect::<Vec<_>>(), [10_000, 20_000]);
     assert_ne!(accepted[0].begin_time, accepted[1].begin_time, "two periods, the first never changed");
     let window = first_window_time.div_euclid(WINDOW_MS) * WINDOW_MS;
-    assert_eq!(accepted[0].begin_time, format_record_time(window));
+    let created = app.store.instance(&id("late-1")).await.unwrap().unwrap().created_at_ms;
+    assert_eq!(
+        accepted[0].begin_time,
+        format_record_time(window.max(created)),
+        "never before the instance existed"
+    );
     assert_eq!(accepted[1].begin_time, format_record_time(window + WINDOW_MS));
 }
 
