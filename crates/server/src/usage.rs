@@ -214,6 +214,15 @@ impl Metering {
         let occurred = parse_time(&input.occurred_at).ok_or_else(|| {
             reject(index, &id, "time_out_of_range", "occurred_at must be RFC 3339 or UNIX milliseconds")
         })?;
+        if occurred < instance.created_at_ms {
+            // KooGallery refuses a period that begins before the resource existed (open-apis §5.2).
+            return Err(reject(
+                index,
+                &id,
+                "time_out_of_range",
+                "occurred_at is before the instance was created",
+            ));
+        }
         if occurred > now + MAX_FUTURE_MS || occurred < now - MAX_RECORD_AGE_MS + self.window_ms {
             let message = "occurred_at must lie between 21 days ago (less one window) and 5 minutes from now";
             return Err(reject(index, &id, "time_out_of_range", message));

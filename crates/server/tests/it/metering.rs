@@ -79,6 +79,8 @@ async fn pushed_totals_equal_the_unique_events_despite_duplicates_and_push_failu
     for (i, instance) in instances.iter().enumerate() {
         app.new_instance(&format!("METER{i}"), instance).await;
     }
+    // Events below lie up to 30 s in the past; none may predate the instances.
+    app.clock.advance_ms(WINDOW_MS / 2);
     let token = app.token().await;
     let mut rng = Lcg(7);
     let mut expected: BTreeMap<String, i64> = BTreeMap::new();
@@ -166,6 +168,7 @@ async fn bad_events_are_reported_one_by_one_and_good_ones_kept() {
         {"event_id": "e-precise", "instance_id": "b-1", "quantity": "0.00001", "occurred_at": now},
         {"event_id": "e-future", "instance_id": "b-1", "quantity": 1, "occurred_at": now + 3_600_000},
         {"event_id": "e-ancient", "instance_id": "b-1", "quantity": 1, "occurred_at": "2020-01-01T00:00:00Z"},
+        {"event_id": "e-early", "instance_id": "b-1", "quantity": 1, "occurred_at": now - 1_000},
         {"event_id": "ok-2", "instance_id": "b-1", "quantity": "0.5", "occurred_at": format_rfc3339(now)},
         {"event_id": "ok-1", "instance_id": "b-1", "quantity": 2, "occurred_at": now}
     ])).await;
@@ -184,6 +187,7 @@ async fn bad_events_are_reported_one_by_one_and_good_ones_kept() {
         ("e-precise", "invalid_quantity"),
         ("e-future", "time_out_of_range"),
         ("e-ancient", "time_out_of_range"),
+        ("e-early", "time_out_of_range"),
     ];
     assert_eq!(codes, expected.map(|(a, b)| (a.to_owned(), b.to_owned())));
     let records = app.store.usage_records(Some("b-1"), None).await.unwrap();
@@ -292,6 +296,7 @@ async fn query_instance_reports_cumulative_usage() {
         "pay-per-use instances always report usage"
     );
     let token = app.token().await;
+    app.clock.advance_ms(WINDOW_MS);
     let now = app.clock.now();
     ingest(
         &app,
