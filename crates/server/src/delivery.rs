@@ -259,27 +259,18 @@ impl Deliverer {
 
     /// Delivers until `shutdown`: back to back while events are due, every poll interval otherwise.
     pub async fn run(self, shutdown: CancellationToken) {
-        loop {
-            let pause = match self.deliver_one().await {
-                Ok(DeliveryOutcome::Idle) | Ok(DeliveryOutcome::Postponed { .. }) => {
-                    self.settings.poll_interval
-                }
-                Ok(_) => Duration::ZERO,
+        let idle = self.settings.poll_interval;
+        crate::workers::poll_until_shutdown(shutdown, idle, || async {
+            match self.deliver_one().await {
+                Ok(DeliveryOutcome::Idle) | Ok(DeliveryOutcome::Postponed { .. }) => false,
+                Ok(_) => true,
                 Err(error) => {
                     tracing::warn!(error = ?error, "claiming a delivery failed; retrying after the poll interval");
-                    self.settings.poll_interval
-                }
-            };
-            if shutdown.is_cancelled() {
-                return;
-            }
-            if !pause.is_zero() {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(pause) => {}
+                    false
                 }
             }
-        }
+        })
+        .await;
     }
 }
 

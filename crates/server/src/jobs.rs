@@ -217,25 +217,18 @@ impl JobRunner {
 
     /// Runs jobs until `shutdown`: back to back while there are due jobs, every poll interval otherwise.
     pub async fn run(self, shutdown: CancellationToken) {
-        loop {
-            let pause = match self.execute_one().await {
-                Ok(JobOutcome::Idle) => self.poll_interval,
-                Ok(_) => Duration::ZERO,
+        let idle = self.poll_interval;
+        crate::workers::poll_until_shutdown(shutdown, idle, || async {
+            match self.execute_one().await {
+                Ok(JobOutcome::Idle) => false,
+                Ok(_) => true,
                 Err(error) => {
                     tracing::warn!(error = ?error, "claiming a job failed; retrying after the poll interval");
-                    self.poll_interval
-                }
-            };
-            if shutdown.is_cancelled() {
-                return;
-            }
-            if !pause.is_zero() {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(pause) => {}
+                    false
                 }
             }
-        }
+        })
+        .await;
     }
 }
 

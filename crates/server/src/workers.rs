@@ -58,3 +58,24 @@ impl Maintenance {
         }
     }
 }
+
+/// Runs `step` until `shutdown` is cancelled: again at once while it finds work (`true`), and after
+/// `idle` when it found none or failed (`false`). The job runner and the deliverer share it.
+pub async fn poll_until_shutdown<F, Fut>(shutdown: CancellationToken, idle: Duration, mut step: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    loop {
+        let worked = step().await;
+        if shutdown.is_cancelled() {
+            return;
+        }
+        if !worked {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(idle) => {}
+            }
+        }
+    }
+}

@@ -195,7 +195,7 @@ impl Saas {
     }
 
     /// Looks up the instance a change names. Real calls on unknown or released instances get `000003`;
-    /// `None` is a debug call about an instance with no debug record: answer success, touch nothing.
+    /// `None` is a debug call about an instance with no (live) debug record: answer success, touch nothing.
     async fn target(
         &self,
         tx: &mut Tx,
@@ -203,13 +203,12 @@ impl Saas {
         test: bool,
     ) -> Result<Option<Instance>, ServiceError> {
         match tx.instance(id).await? {
-            Some(instance) if instance.test == test => {
-                if instance.status.is_gone() && !test {
-                    Err(ServiceError::InstanceReleased)
-                } else {
-                    Ok(Some(instance))
-                }
-            }
+            Some(instance) if instance.test == test => match (instance.status.is_gone(), test) {
+                (false, _) => Ok(Some(instance)),
+                // A debug instance that is gone: nothing to do, and debug calls always succeed.
+                (true, true) => Ok(None),
+                (true, false) => Err(ServiceError::InstanceReleased),
+            },
             _ if test => Ok(None),
             _ => Err(ServiceError::InstanceNotFound),
         }
@@ -223,9 +222,6 @@ impl Saas {
         let Some(instance) = self.target(tx, &r.instance_id, r.test).await? else {
             return Ok(success());
         };
-        if instance.status.is_gone() {
-            return Ok(success());
-        }
         let now = self.clock.now_ms();
         let change = Change {
             instance_id: instance.instance_id.clone(),
@@ -272,7 +268,6 @@ impl Saas {
             return Ok(success());
         };
         let target = match (r.status, instance.status) {
-            (_, status) if status.is_gone() => None,
             (StatusChange::Freeze, InstanceStatus::Frozen) => None,
             (StatusChange::Freeze, _) => Some(InstanceStatus::Frozen),
             (StatusChange::Unfreeze, InstanceStatus::Frozen) => {
@@ -330,9 +325,6 @@ impl Saas {
         let Some(instance) = self.target(tx, &r.instance_id, r.test).await? else {
             return Ok(success());
         };
-        if instance.status.is_gone() {
-            return Ok(success());
-        }
         let change = Change {
             instance_id: instance.instance_id.clone(),
             kind: "upgrade",
