@@ -12,9 +12,14 @@ if ! pg_isready -d "$pg_url/postgres" -q 2>/dev/null; then
 fi
 
 # Huawei's official Python SDK, for the cross-check of the AK/SK signer (crates/protocol/tests/suite).
+make_venv() {
+  rm -rf .venv &&
+    python3 -m venv .venv &&
+    .venv/bin/pip install --quiet --disable-pip-version-check "huaweicloudsdkcore==3.1.219"
+}
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import huaweicloudsdkcore" 2>/dev/null; then
-  python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check "huaweicloudsdkcore==3.1.219"
+  # One retry: creating a virtual environment has been seen to fail once on a busy machine.
+  make_venv || { sleep 2; make_venv; }
 fi
 export KOOGATE_TEST_PYTHON="$PWD/.venv/bin/python"
 
