@@ -333,6 +333,9 @@ fn init_tracing(config: &Config) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A closed log pipe must not take koogate down: tracing would report the failed write with
+        // eprintln!, which panics when standard error is gone.
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match config.log_format {
         LogFormat::Json => builder.json().try_init(),

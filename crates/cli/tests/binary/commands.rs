@@ -76,22 +76,13 @@ fn serve_answers_signed_calls_runs_its_jobs_and_stops_cleanly_on_sigterm() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mock = MockMarketplace::new(Credentials::new("CLIAK", "CLISK"), Arc::new(now_ms));
     let (mock_addr, _mock_task) = runtime.block_on(mock.spawn()).unwrap();
-    let mut child = koogate()
-        .arg("serve")
+    let mut serve = serve_command(dir.path());
+    serve
         .env("KOOGATE_AK", "CLIAK")
         .env("KOOGATE_SK", "CLISK")
         .env("KOOGATE_MARKETPLACE_URL", format!("http://{mock_addr}"))
-        .env("KOOGATE_MARKETPLACE_FALLBACK_URL", "")
-        .env("KOOGATE_ACCESS_KEY", KEY)
-        .env("KOOGATE_FRONT_END_URL", "https://app.example.com/{instance_id}")
-        .env("KOOGATE_LISTEN", "127.0.0.1:0")
-        .env("KOOGATE_METRICS", "false")
-        .current_dir(dir.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let addr = read_listen_addr(&mut stderr);
+        .env("KOOGATE_MARKETPLACE_FALLBACK_URL", "");
+    let (mut child, addr) = spawn_listening(serve);
 
     let reply = runtime.block_on(async {
         let sender = koogate_simulator::CallbackSender::new(
@@ -153,6 +144,33 @@ fn serve_answers_signed_calls_runs_its_jobs_and_stops_cleanly_on_sigterm() {
         dir.path().join("koogate.db").exists(),
         "the default database is koogate.db in the working directory"
     );
+}
+
+/// `koogate serve` on an ephemeral port with a fresh database in `dir`.
+fn serve_command(dir: &std::path::Path) -> Command {
+    let mut command = koogate();
+    command
+        .arg("serve")
+        .env("KOOGATE_ACCESS_KEY", KEY)
+        .env("KOOGATE_FRONT_END_URL", "https://app.example.com/{instance_id}")
+        .env("KOOGATE_LISTEN", "127.0.0.1:0")
+        .env("KOOGATE_METRICS", "false")
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Spawns the server and waits until it logs the address it listens on.
+// The child is handed to the caller, which stops and waits for it; the lint cannot see across that.
+#[allow(clippy::zombie_processes)]
+fn spawn_listening(mut command: Command) -> (std::process::Child, String) {
+    let mut child = command.spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let addr = read_listen_addr(&mut stderr);
+    // Keep reading the logs: a closed or full pipe must not disturb the server under test.
+    std::thread::spawn(move || for _ in stderr.lines() {});
+    (child, addr)
 }
 
 fn read_listen_addr(stderr: &mut impl BufRead) -> String {
@@ -223,17 +241,7 @@ fn the_demo_runs_a_whole_lifecycle_and_exits_zero() {
 #[test]
 fn conformance_exits_non_zero_against_a_wrong_key() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = koogate()
-        .arg("serve")
-        .env("KOOGATE_ACCESS_KEY", KEY)
-        .env("KOOGATE_FRONT_END_URL", "https://app.example.com/{instance_id}")
-        .env("KOOGATE_LISTEN", "127.0.0.1:0")
-        .env("KOOGATE_METRICS", "false")
-        .current_dir(dir.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let addr = read_listen_addr(&mut BufReader::new(child.stderr.take().unwrap()));
+    let (mut child, addr) = spawn_listening(serve_command(dir.path()));
     let output = koogate()
         .args([
             "conformance",
@@ -248,4 +256,21 @@ fn conformance_exits_non_zero_against_a_wrong_key() {
     let _ = child.wait();
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stdout).contains("FAIL  lifecycle › buy"));
+}
+
+#[test]
+fn serve_keeps_answering_when_its_log_pipe_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = serve_command(dir.path()).spawn().unwrap();
+    let addr = read_listen_addr(&mut BufReader::new(child.stderr.take().unwrap()));
+    // The reader is gone: every later log line fails to write.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let reply = runtime.block_on(async {
+        let sender = koogate_simulator::CallbackSender::new(format!("http://{addr}/saasproduce"), AccessKey::from_text(KEY));
+        let body = serde_json::json!({"activity": "newInstance", "orderId": "PIPE1", "orderLineId": "PIPE1-1", "businessId": "pipe-1"});
+        sender.send_value(&body, &Default::default()).await
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(reply.unwrap().result_code().as_deref(), Some("000000"));
 }
