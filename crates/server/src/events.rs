@@ -79,7 +79,7 @@ pub async fn emit(
 /// `msg_` and 32 random hex digits (Standard Webhooks recommends a prefixed, unique id).
 fn new_event_id() -> String {
     let bytes: [u8; 16] = rand::thread_rng().gen();
-    format!("msg_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!("msg_{}", hex::encode(bytes))
 }
 
 /// The body of an event: `{"type", "timestamp", "data"}` with the latest order details, when known, as

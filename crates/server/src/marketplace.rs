@@ -232,7 +232,7 @@ impl Method {
 /// A UUID-v4-shaped random nonce, as the usage API's examples use.
 fn random_nonce() -> String {
     let b: [u8; 16] = rand::random();
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let hex = hex::encode(b);
     format!("{}-{}-4{}-{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[16..20], &hex[20..32])
 }
 

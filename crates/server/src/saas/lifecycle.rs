@@ -383,5 +383,5 @@ fn created_response(code: ResultCode, instance: &Instance, app: Option<AppInfo>)
 /// 32 random hex digits: a globally unique instance id for the rare case the businessId is taken.
 fn uuid_like_id() -> String {
     let bytes: [u8; 16] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
