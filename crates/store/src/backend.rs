@@ -8,6 +8,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use crate::batch::{GroupCommit, WriteFuture};
 use crate::error::StoreError;
 use crate::tx::Tx;
 
@@ -123,16 +124,23 @@ pub(crate) enum Pools {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pools: Pools,
+    /// SQLite's writer task, which commits concurrent write units together (see `batch.rs`).
+    group: Option<GroupCommit>,
 }
 
 impl Store {
     /// Opens (and for SQLite creates) the database. Does not migrate: call [`Store::migrate`].
     pub async fn connect(url: &DatabaseUrl, settings: &PoolSettings) -> Result<Self, StoreError> {
-        let pools = match url.backend() {
-            Backend::Sqlite => connect_sqlite(url.as_str(), settings).await?,
-            Backend::Postgres => connect_postgres(url.as_str(), settings).await?,
+        let (pools, group) = match url.backend() {
+            Backend::Sqlite => {
+                let pools = connect_sqlite(url.as_str(), settings).await?;
+                (pools.clone(), Some(GroupCommit::start(pools)))
+            }
+            // PostgreSQL already shares one WAL flush among transactions committing at the same
+            // time, and it has many writers: each unit takes its own transaction.
+            Backend::Postgres => (connect_postgres(url.as_str(), settings).await?, None),
         };
-        Ok(Self { pools })
+        Ok(Self { pools, group })
     }
 
     pub fn backend(&self) -> Backend {
@@ -164,6 +172,26 @@ impl Store {
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         Tx::begin(&self.pools).await
+    }
+
+    /// Runs `work` in a write transaction and returns its value once that transaction has committed.
+    ///
+    /// On SQLite, units submitted concurrently share one transaction and one sync (group commit). A
+    /// unit may therefore run more than once (when another unit of its batch fails, the batch is
+    /// rolled back and each unit runs again alone), so it must have no effect outside the transaction
+    /// that a second run would repeat harmfully. A panic in `work` is raised again in the caller.
+    pub async fn write<F, T>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: for<'t> Fn(&'t mut Tx) -> WriteFuture<'t, T> + Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        if let Some(group) = &self.group {
+            return group.submit(work).await;
+        }
+        let mut tx = self.begin().await?;
+        let value = work(&mut tx).await?;
+        tx.commit().await?;
+        Ok(value)
     }
 
     /// Succeeds when the database answers a trivial query.

@@ -8,6 +8,7 @@
 mod dispatch;
 
 mod backend;
+mod batch;
 mod error;
 mod jobs;
 mod maintenance;
@@ -21,6 +22,7 @@ mod tx;
 mod usage;
 
 pub use backend::{Backend, DatabaseUrl, PoolSettings, Store};
+pub use batch::WriteFuture;
 pub use error::StoreError;
 pub use jobs::{Job, NewJob};
 pub use model::{
@@ -31,4 +33,4 @@ pub use orders::OrderRecord;
 pub use outbox::{Delivery, DeliveryQuery, NewEvent};
 pub use tokens::ApiToken;
 pub use tx::Tx;
-pub use usage::{PackageUsage, UsageEvent, UsageLedgerRecord, UsagePush};
+pub use usage::{PackageUsage, UsageEvent, UsageLedgerRecord, UsageOverview, UsagePush};

@@ -60,23 +60,24 @@ impl Tx {
         Ok(result == 1)
     }
 
-    /// Inserts the instance unless one exists for its order line (or its id is taken); `true` when
-    /// this call created it. Concurrent duplicates are resolved by the unique keys, not by a prior read.
-    pub async fn insert_instance(&mut self, new: &NewInstanceRecord) -> Result<bool, StoreError> {
-        const SQL: &str = "INSERT INTO instances (instance_id, order_id, order_line_id, test, status, \
-                           created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $6) \
-                           ON CONFLICT DO NOTHING";
-        let rows = on_conn!(self, c => sqlx::query(SQL)
+    /// Inserts the instance unless one exists for its order line (or its id is taken), and returns it
+    /// when this call created it. Concurrent duplicates are resolved by the unique keys, not by a prior
+    /// read; the new row comes back from the insert itself, saving a statement on the hot path.
+    pub async fn insert_instance(&mut self, new: &NewInstanceRecord) -> Result<Option<Instance>, StoreError> {
+        let sql = format!(
+            "INSERT INTO instances (instance_id, order_id, order_line_id, test, status, created_at_ms, \
+             updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT DO NOTHING RETURNING {INSTANCE_COLUMNS}"
+        );
+        let row: Option<InstanceRow> = on_conn!(self, c => sqlx::query_as(&sql)
             .bind(new.instance_id.as_str())
             .bind(new.order_id.as_str())
             .bind(new.order_line_id.as_str())
             .bind(new.test)
             .bind(InstanceStatus::Provisioning.as_str())
             .bind(new.now_ms)
-            .execute(c)
-            .await?
-            .rows_affected());
-        Ok(rows == 1)
+            .fetch_optional(c)
+            .await?);
+        row.map(Instance::try_from).transpose()
     }
 
     pub async fn instance_by_order(

@@ -67,6 +67,15 @@ pub struct PackageUsage {
 /// Rows per multi-row insert, well under both backends' parameter limits.
 const INSERT_CHUNK: usize = 500;
 
+/// What `queryInstance` reports about usage: see [`Tx::usage_overview`].
+#[derive(Debug, Default)]
+pub struct UsageOverview {
+    /// Total units per instance that has usage records.
+    pub totals: std::collections::HashMap<String, i64>,
+    /// Package instances whose quota was consumed.
+    pub packages: std::collections::HashSet<String>,
+}
+
 impl Tx {
     /// Inserts the events whose ids are new and returns those ids; ids seen before are left alone.
     pub async fn insert_usage_events(&mut self, events: &[UsageEvent]) -> Result<Vec<String>, StoreError> {
@@ -237,40 +246,43 @@ impl Tx {
 
     // Reads for queryInstance, made on the callback's own transaction: borrowing a second pooled
     // connection per call could exhaust the pool under load.
-    /// Total units ever counted for each of `instance_ids` (pay-per-use cumulative usage).
-    pub async fn usage_totals(&mut self, instance_ids: &[&str]) -> Result<Vec<(String, i64)>, StoreError> {
-        if instance_ids.is_empty() {
-            return Ok(Vec::new());
+
+    /// For the instances among `ids`: the total units recorded against each (instances with usage
+    /// only), and which are packages with recorded consumption. One statement, since `queryInstance`
+    /// asks it on every call.
+    pub async fn usage_overview(&mut self, ids: &[&str]) -> Result<UsageOverview, StoreError> {
+        let mut overview = UsageOverview::default();
+        if ids.is_empty() {
+            return Ok(overview);
         }
-        let rows: Vec<(String, i64)> = on_conn!(self, c => {
+        let rows: Vec<(String, i64, i64)> = on_conn!(self, c => {
             let mut query = sqlx::QueryBuilder::new(
-                "SELECT instance_id, CAST(SUM(units) AS BIGINT) FROM usage_records WHERE instance_id IN (",
+                "SELECT instance_id, CAST(SUM(units) AS BIGINT), CAST(0 AS BIGINT) FROM usage_records \
+                 WHERE instance_id IN (",
             );
             let mut list = query.separated(", ");
-            for id in instance_ids {
+            for id in ids {
                 list.push_bind(*id);
             }
-            query.push(") GROUP BY instance_id");
-            query.build_query_as().fetch_all(c).await?
-        });
-        Ok(rows)
-    }
-
-    /// Which of `ids` are packages with recorded consumption.
-    pub async fn packages_among(&mut self, ids: &[&str]) -> Result<Vec<String>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows: Vec<String> = on_conn!(self, c => {
-            let mut query = sqlx::QueryBuilder::new("SELECT package_instance_id FROM package_usage WHERE package_instance_id IN (");
+            query.push(
+                ") GROUP BY instance_id UNION ALL SELECT DISTINCT package_instance_id, CAST(0 AS BIGINT), \
+                 CAST(1 AS BIGINT) FROM package_usage WHERE package_instance_id IN (",
+            );
             let mut list = query.separated(", ");
             for id in ids {
                 list.push_bind(*id);
             }
             query.push(")");
-            query.build_query_scalar().fetch_all(c).await?
+            query.build_query_as().fetch_all(c).await?
         });
-        Ok(rows)
+        for (id, units, package) in rows {
+            if package == 1 {
+                overview.packages.insert(id);
+            } else {
+                overview.totals.insert(id, units);
+            }
+        }
+        Ok(overview)
     }
 
     /// The pay-per-use instances a package's usage was recorded against, with the units used on each.

@@ -42,8 +42,8 @@ async fn migrating_twice_is_harmless() {
 async fn an_order_line_gets_one_instance_and_keeps_its_first_id() {
     let (store, _db) = fresh().await;
     let mut tx = store.begin().await.unwrap();
-    assert!(tx.insert_instance(&new_record("first", "O1", false)).await.unwrap());
-    assert!(!tx.insert_instance(&new_record("second", "O1", false)).await.unwrap());
+    assert!(tx.insert_instance(&new_record("first", "O1", false)).await.unwrap().is_some());
+    assert!(tx.insert_instance(&new_record("second", "O1", false)).await.unwrap().is_none());
     let found = tx
         .instance_by_order(&OrderId::parse("O1").unwrap(), &OrderLineId::parse("O1-000001").unwrap(), false)
         .await
@@ -63,7 +63,8 @@ async fn concurrent_inserts_for_one_order_line_create_exactly_one_instance() {
             let store = store.clone();
             tokio::spawn(async move {
                 let mut tx = store.begin().await.unwrap();
-                let created = tx.insert_instance(&new_record(&format!("b{i}"), "O2", false)).await.unwrap();
+                let created =
+                    tx.insert_instance(&new_record(&format!("b{i}"), "O2", false)).await.unwrap().is_some();
                 tx.commit().await.unwrap();
                 created
             })
@@ -81,8 +82,8 @@ async fn concurrent_inserts_for_one_order_line_create_exactly_one_instance() {
 async fn debug_instances_do_not_share_order_keys_with_real_ones() {
     let (store, _db) = fresh().await;
     let mut tx = store.begin().await.unwrap();
-    assert!(tx.insert_instance(&new_record("real", "O3", false)).await.unwrap());
-    assert!(tx.insert_instance(&new_record("debug", "O3", true)).await.unwrap());
+    assert!(tx.insert_instance(&new_record("real", "O3", false)).await.unwrap().is_some());
+    assert!(tx.insert_instance(&new_record("debug", "O3", true)).await.unwrap().is_some());
     tx.commit().await.unwrap();
     assert_eq!(store.count_instances_for_order("O3", "O3-000001").await.unwrap(), 2);
 }
@@ -476,4 +477,110 @@ async fn a_late_fetch_of_an_older_order_does_not_undo_a_newer_one() {
     let instance = store.instance(&InstanceId::parse("up").unwrap()).await.unwrap().unwrap();
     assert_eq!(instance.sku_code.as_deref(), Some("pro"));
     assert_eq!(store.orders_for_instance("up").await.unwrap().len(), 2, "both orders are kept");
+}
+
+/// Claims `nonce` through [`Store::write`], then fails when `fail` says so (after the claim, so a kept
+/// claim would show that a failed unit's writes survived).
+async fn claim_through_write(
+    store: &Store,
+    nonce: String,
+    fail: bool,
+) -> Result<bool, koogate_store::StoreError> {
+    store
+        .write(move |tx| {
+            let nonce = nonce.clone();
+            Box::pin(async move {
+                let claimed = tx.claim_nonce("write-test", &nonce, i64::MAX).await?;
+                if fail {
+                    return Err(koogate_store::StoreError::Corrupt("refused by the test".into()));
+                }
+                Ok(claimed)
+            })
+        })
+        .await
+}
+
+async fn nonce_is_kept(store: &Store, nonce: &str) -> bool {
+    let mut tx = store.begin().await.unwrap();
+    let free = tx.claim_nonce("write-test", nonce, i64::MAX).await.unwrap();
+    drop(tx);
+    !free
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_write_units_all_commit_and_a_shared_nonce_is_claimed_once() {
+    let (store, _db) = fresh().await;
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let store = store.clone();
+            // Every tenth unit claims the same nonce: only one of them may get it, batched or not.
+            let nonce = if i % 10 == 0 { "shared".to_owned() } else { format!("n{i}") };
+            tokio::spawn(async move { (i, claim_through_write(&store, nonce, false).await.unwrap()) })
+        })
+        .collect();
+    let mut shared_claims = 0;
+    for task in tasks {
+        let (i, claimed) = task.await.unwrap();
+        if i % 10 == 0 {
+            shared_claims += usize::from(claimed);
+        } else {
+            assert!(claimed, "unit {i} lost its own nonce");
+        }
+    }
+    assert_eq!(shared_claims, 1);
+    for i in (0..200).filter(|i| i % 10 != 0) {
+        assert!(nonce_is_kept(&store, &format!("n{i}")).await, "n{i} was acknowledged but not kept");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_write_unit_keeps_nothing_and_costs_its_batch_nothing() {
+    let (store, _db) = fresh().await;
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { (i, claim_through_write(&store, format!("f{i}"), i % 7 == 3).await) })
+        })
+        .collect();
+    for task in tasks {
+        let (i, outcome) = task.await.unwrap();
+        let kept = nonce_is_kept(&store, &format!("f{i}")).await;
+        if i % 7 == 3 {
+            assert!(matches!(outcome, Err(koogate_store::StoreError::Corrupt(_))), "unit {i}: {outcome:?}");
+            assert!(!kept, "the failed unit {i} left its write behind");
+        } else {
+            assert!(outcome.unwrap(), "unit {i}");
+            assert!(kept, "unit {i} was acknowledged but not kept");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_write_unit_panics_in_its_caller_and_the_others_commit() {
+    let (store, _db) = fresh().await;
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .write(move |tx| {
+                        Box::pin(async move {
+                            tx.claim_nonce("write-test", &format!("p{i}"), i64::MAX).await?;
+                            assert!(i != 25, "unit 25 panics on purpose");
+                            Ok(i)
+                        })
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        match task.await {
+            Ok(value) => assert_eq!(value.unwrap(), i),
+            Err(join) => assert!(i == 25 && join.is_panic(), "unit {i}: {join}"),
+        }
+        assert_eq!(nonce_is_kept(&store, &format!("p{i}")).await, i != 25, "unit {i}");
+    }
+    // The writer survived the panic.
+    assert!(claim_through_write(&store, "after".into(), false).await.unwrap());
 }

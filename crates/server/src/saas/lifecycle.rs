@@ -30,18 +30,30 @@ impl Saas {
         // The first businessId of an order line becomes its instance id (spec §6.1).
         let candidate =
             InstanceId::parse(r.business_id.as_str()).expect("a business id is a valid instance id");
-        let mut created = tx.insert_instance(&self.new_record(candidate, r, now)).await?;
-        let mut instance = tx.instance_by_order(&r.order_id, &r.order_line_id, r.test).await?;
-        if instance.is_none() {
-            // The businessId is already another order line's instance id; ids must be globally unique,
-            // so this order line gets a fresh one.
-            let fresh = InstanceId::parse(&uuid_like_id()).expect("a generated id is valid");
-            created = tx.insert_instance(&self.new_record(fresh, r, now)).await?;
-            instance = tx.instance_by_order(&r.order_id, &r.order_line_id, r.test).await?;
-        }
-        let instance = instance.ok_or_else(|| {
-            ServiceError::Store(koogate_store::StoreError::Corrupt("the new instance is not readable".into()))
-        })?;
+        let (instance, created) = match tx.insert_instance(&self.new_record(candidate, r, now)).await? {
+            Some(instance) => (instance, true),
+            None => match tx.instance_by_order(&r.order_id, &r.order_line_id, r.test).await? {
+                Some(existing) => (existing, false),
+                None => {
+                    // The businessId is already another order line's instance id; ids must be globally
+                    // unique, so this order line gets a fresh one.
+                    let fresh = InstanceId::parse(&uuid_like_id()).expect("a generated id is valid");
+                    match tx.insert_instance(&self.new_record(fresh, r, now)).await? {
+                        Some(instance) => (instance, true),
+                        None => {
+                            let existing =
+                                tx.instance_by_order(&r.order_id, &r.order_line_id, r.test).await?;
+                            let existing = existing.ok_or_else(|| {
+                                ServiceError::Store(koogate_store::StoreError::Corrupt(
+                                    "the new instance is not readable".into(),
+                                ))
+                            })?;
+                            (existing, false)
+                        }
+                    }
+                }
+            },
+        };
         if created {
             tracing::info!(instance_id = %instance.instance_id, order_id = %r.order_id, test = r.test, "instance created");
             self.fetch_order(

@@ -150,17 +150,41 @@ impl Saas {
         Ok(parse_request(body)?)
     }
 
-    /// Claims the nonce, applies the request and logs the call, all in one transaction.
+    /// Claims the nonce, applies the request and logs the call, all in one transaction, shared with
+    /// concurrent callbacks on SQLite (group commit: see `Store::write`).
     async fn apply(
         &self,
         request: Verified<Request>,
-        mut entry: CallbackRecord,
+        entry: CallbackRecord,
         stopwatch: Stopwatch,
     ) -> Result<Answer, StoreError> {
-        let mut tx = self.store.begin().await?;
+        let call = Arc::new((self.clone(), request, entry));
+        let (answer, entry) = self
+            .store
+            .write(move |tx| {
+                let call = call.clone();
+                Box::pin(async move {
+                    let (saas, request, entry) = &*call;
+                    saas.apply_in(tx, request, entry.clone(), stopwatch).await
+                })
+            })
+            .await?;
+        record_metrics(&entry);
+        Ok(answer)
+    }
+
+    /// One callback's share of a write transaction. It may run twice (see `Store::write`): everything
+    /// it changes is in `tx`, and what it decides depends only on the request and the stored state.
+    async fn apply_in(
+        &self,
+        tx: &mut Tx,
+        request: &Verified<Request>,
+        mut entry: CallbackRecord,
+        stopwatch: Stopwatch,
+    ) -> Result<(Answer, CallbackRecord), StoreError> {
         let expires = self.clock.now_ms().saturating_add(self.settings.nonce_ttl_ms);
         let outcome = if tx.claim_nonce(NONCE_SCOPE, request.nonce().as_str(), expires).await? {
-            self.dispatch(&mut tx, request.get()).await
+            self.dispatch(tx, request.get()).await
         } else {
             tracing::warn!(nonce = request.nonce().as_str(), "replayed nonce refused");
             Err(ServiceError::Replay)
@@ -173,9 +197,7 @@ impl Saas {
         };
         let answer = finish(&mut entry, response, stopwatch);
         tx.insert_callback(&entry).await?;
-        tx.commit().await?;
-        record_metrics(&entry);
-        Ok(answer)
+        Ok((answer, entry))
     }
 
     async fn dispatch(&self, tx: &mut Tx, request: &Request) -> Result<CallbackResponse, ServiceError> {

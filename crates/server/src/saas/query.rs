@@ -1,7 +1,5 @@
 //! `queryInstance` (spec §6.2): the buyer-console hot path, answering up to 100 ids at once.
 
-use std::collections::{HashMap, HashSet};
-
 use koogate_protocol::datetime::format_compact_utc_millis;
 use koogate_protocol::messages::{AppInfo, InstanceInfo, QueryInstance, UsageInfo};
 use koogate_protocol::usage::quantity_json;
@@ -76,8 +74,7 @@ impl Saas {
     ) -> Result<(), ServiceError> {
         let now = format_compact_utc_millis(self.clock.now_ms());
         let ids: Vec<&str> = info.iter().map(|i| i.instance_id.as_str()).collect();
-        let totals: HashMap<String, i64> = tx.usage_totals(&ids).await?.into_iter().collect();
-        let packages: HashSet<String> = tx.packages_among(&ids).await?.into_iter().collect();
+        let koogate_store::UsageOverview { totals, packages } = tx.usage_overview(&ids).await?;
         for entry in info.iter_mut() {
             let mode = found
                 .iter()

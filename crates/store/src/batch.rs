@@ -1,0 +1,166 @@
+//! Group commit on SQLite: write units from concurrent callers run back to back in one transaction and
+//! share its commit, so a burst of callbacks costs one disk sync instead of one each.
+//!
+//! SQLite has one writer at a time, so a unit that had to wait for the writer gains nothing by taking a
+//! transaction of its own. A single task owns the writing: it takes every unit waiting when it becomes
+//! free (at most [`MAX_BATCH`]), runs them in order in one transaction, commits, and only then answers
+//! each caller. No unit is acknowledged before the commit that makes it durable; a burst forms while the
+//! previous commit is syncing, so batching adds no waiting of its own.
+//!
+//! Units see the writes of the units before them in the batch, exactly as if they had committed first
+//! (a replayed nonce in the same batch is a replay). If any unit fails or panics, the batch is rolled
+//! back and every unit in it runs again alone, in its own transaction, so one bad unit costs the others
+//! only time. Units must therefore be safe to run again, which callbacks already are: KooGallery resends
+//! a call whose answer it did not get.
+
+use std::any::Any;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+
+use futures_util::FutureExt;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::backend::Pools;
+use crate::error::StoreError;
+use crate::tx::Tx;
+
+/// Units committed together at most; bounds the latency one batch adds to its last unit.
+pub(crate) const MAX_BATCH: usize = 128;
+
+/// Units waiting for the writer at most; beyond that, callers wait to hand theirs over.
+const QUEUE: usize = 4096;
+
+/// What a write unit returns: a future borrowing the transaction it runs in.
+pub type WriteFuture<'t, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 't>>;
+
+/// The sending side of the writer task; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct GroupCommit {
+    sender: mpsc::Sender<Unit>,
+}
+
+type AnyValue = Box<dyn Any + Send>;
+
+enum Failure {
+    Store(StoreError),
+    /// The unit panicked; the payload is rethrown in the caller's task, where it would have been raised
+    /// without batching.
+    Panic(AnyValue),
+}
+
+struct Unit {
+    work: Box<dyn ErasedWork>,
+    reply: oneshot::Sender<Result<AnyValue, Failure>>,
+}
+
+/// A unit with its result type erased, so units of different types share one queue.
+trait ErasedWork: Send + Sync {
+    fn run<'t>(&'t self, tx: &'t mut Tx) -> WriteFuture<'t, AnyValue>;
+}
+
+struct Typed<F, T>(F, PhantomData<fn() -> T>);
+
+impl<F, T> ErasedWork for Typed<F, T>
+where
+    F: for<'t> Fn(&'t mut Tx) -> WriteFuture<'t, T> + Send + Sync,
+    T: Send + 'static,
+{
+    fn run<'t>(&'t self, tx: &'t mut Tx) -> WriteFuture<'t, AnyValue> {
+        let work = (self.0)(tx);
+        Box::pin(async move { work.await.map(|value| Box::new(value) as AnyValue) })
+    }
+}
+
+impl GroupCommit {
+    /// Starts the writer task on the current Tokio runtime. It ends when the last handle is dropped.
+    pub(crate) fn start(pools: Pools) -> Self {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        tokio::spawn(write_loop(pools, receiver));
+        Self { sender }
+    }
+
+    /// Runs `work` in a transaction shared with other waiting units and returns its value once that
+    /// transaction has committed.
+    pub(crate) async fn submit<F, T>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: for<'t> Fn(&'t mut Tx) -> WriteFuture<'t, T> + Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let unit = Unit { work: Box::new(Typed(work, PhantomData)), reply };
+        self.sender.send(unit).await.map_err(|_| stopped())?;
+        match answer.await.map_err(|_| stopped())? {
+            Ok(value) => Ok(*value.downcast::<T>().expect("a unit answers with its own type")),
+            Err(Failure::Store(error)) => Err(error),
+            Err(Failure::Panic(payload)) => std::panic::resume_unwind(payload),
+        }
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Unavailable(sqlx::Error::PoolClosed)
+}
+
+async fn write_loop(pools: Pools, mut receiver: mpsc::Receiver<Unit>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // A caller that stopped waiting (its callback timed out and was refused) is not applied late.
+        batch.retain(|unit| !unit.reply.is_closed());
+        match batch.len() {
+            0 => {}
+            1 => run_alone(&pools, batch.pop().expect("one unit")).await,
+            _ => run_together(&pools, std::mem::take(&mut batch)).await,
+        }
+        batch.clear();
+    }
+}
+
+async fn run_together(pools: &Pools, batch: Vec<Unit>) {
+    let Ok(mut tx) = Tx::begin(pools).await else {
+        return run_each_alone(pools, batch).await;
+    };
+    let mut values = Vec::with_capacity(batch.len());
+    for unit in &batch {
+        match AssertUnwindSafe(unit.work.run(&mut tx)).catch_unwind().await {
+            Ok(Ok(value)) => values.push(value),
+            // Dropping the transaction rolls the whole batch back; every unit then gets its own.
+            Ok(Err(_)) | Err(_) => {
+                drop(tx);
+                return run_each_alone(pools, batch).await;
+            }
+        }
+    }
+    if tx.commit().await.is_err() {
+        // Nothing of the batch is durable. Running each alone gives every caller its own outcome.
+        return run_each_alone(pools, batch).await;
+    }
+    metrics::histogram!("koogate_db_group_commit_units").record(batch.len() as f64);
+    for (unit, value) in batch.into_iter().zip(values) {
+        let _ = unit.reply.send(Ok(value));
+    }
+}
+
+async fn run_each_alone(pools: &Pools, batch: Vec<Unit>) {
+    for unit in batch {
+        run_alone(pools, unit).await;
+    }
+}
+
+async fn run_alone(pools: &Pools, unit: Unit) {
+    let outcome = AssertUnwindSafe(async {
+        let mut tx = Tx::begin(pools).await?;
+        let value = unit.work.run(&mut tx).await?;
+        tx.commit().await?;
+        Ok(value)
+    })
+    .catch_unwind()
+    .await;
+    let reply = match outcome {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(Failure::Store(error)),
+        Err(payload) => Err(Failure::Panic(payload)),
+    };
+    let _ = unit.reply.send(reply);
+}
