@@ -4,7 +4,10 @@
 //! latency at a fixed offered rate of 1,000 callbacks/s. The load generator runs in-process on loopback.
 //!
 //! Run: `cargo bench -p koogate-server --bench callbacks` (PostgreSQL on 127.0.0.1:5432 for its rows).
+//! The results replace the generated section of `docs/benchmarks.md`, stamped with the commit and the
+//! machine; `KOOGATE_BENCH_WRITE=0` only prints them.
 
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,47 +26,174 @@ use sqlx::Connection;
 const KEY: &str = "BenchKey";
 const CONCURRENCY: usize = 32;
 const REQUESTS: usize = 20_000;
+const START_MARK: &str = "<!-- bench:callbacks:start -->";
+const END_MARK: &str = "<!-- bench:callbacks:end -->";
+
+/// One line of the results table.
+struct Row {
+    what: &'static str,
+    figure: String,
+    /// Rate as a share of B0, where the row is a rate.
+    ratio: Option<f64>,
+    target: &'static str,
+    verdict: String,
+}
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        println!("cores: {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-        let b0 = hello_world().await;
-        println!("B0 hello world:                         {b0:>9.0} req/s");
-        let sync = single_sync_rate().await;
-        println!(
-            "single-sync commits (SQLite FULL):      {sync:>9.0} commits/s  ({:.1}% of B0)",
-            100.0 * sync / b0
-        );
-        let memory = koogate_rate("sqlite::memory:", "query").await;
-        println!(
-            "verify+parse+route, in-memory store:    {memory:>9.0} callbacks/s ({:.1}% of B0)",
-            100.0 * memory / b0
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
-        for activity in ["new", "query"] {
-            let rate = koogate_rate(&sqlite, activity).await;
-            println!(
-                "durable {activity:<5} on SQLite (WAL, FULL):  {rate:>9.0} callbacks/s ({:.1}% of B0)",
-                100.0 * rate / b0
-            );
-        }
-        if tokio::net::TcpStream::connect("127.0.0.1:5432").await.is_ok() {
-            let db = TestDatabase::create_on(Backend::Postgres).await;
-            for activity in ["new", "query"] {
-                let rate = koogate_rate(db.url().as_str(), activity).await;
-                println!(
-                    "durable {activity:<5} on PostgreSQL:        {rate:>9.0} callbacks/s ({:.1}% of B0)",
-                    100.0 * rate / b0
-                );
-            }
-        }
-        let (p50, p99, p999) = fixed_rate_latency(&sqlite).await;
-        println!(
-            "newInstance at 1,000/s on SQLite:       p50 {p50:.2} ms, p99 {p99:.2} ms, p99.9 {p999:.2} ms"
-        );
+    let rows = runtime.block_on(measure());
+    let section = render(&rows);
+    println!("{section}");
+    if std::env::var("KOOGATE_BENCH_WRITE").as_deref() != Ok("0") {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/benchmarks.md");
+        let doc = std::fs::read_to_string(&path).expect("docs/benchmarks.md is readable");
+        let (Some(start), Some(end)) = (doc.find(START_MARK), doc.find(END_MARK)) else {
+            panic!("docs/benchmarks.md lacks the {START_MARK} … {END_MARK} markers");
+        };
+        let updated = format!("{}{START_MARK}\n{section}{}", &doc[..start], &doc[end..]);
+        std::fs::write(&path, updated).expect("docs/benchmarks.md is writable");
+        println!("written to {}", path.display());
+    }
+}
+
+async fn measure() -> Vec<Row> {
+    let mut rows = Vec::new();
+    let b0 = hello_world().await;
+    eprintln!("B0: {b0:.0} req/s");
+    let rate = |what, value: f64, unit: &str, target: &'static str, goal: Option<f64>| {
+        let ratio = value / b0;
+        let verdict = match goal {
+            None => String::new(),
+            Some(goal) if ratio >= goal => "met".into(),
+            Some(goal) => format!(
+                "missed: {:.1} % of the {:.0} % asked (×{:.1} short)",
+                100.0 * ratio,
+                100.0 * goal,
+                goal / ratio
+            ),
+        };
+        Row { what, figure: format!("{} {unit}", thousands(value)), ratio: Some(ratio), target, verdict }
+    };
+    rows.push(rate("B0: bare axum hello-world", b0, "req/s", "—", None));
+    let sync = single_sync_rate().await;
+    eprintln!("single sync: {sync:.0}/s");
+    rows.push(rate("single-sync commit rate (SQLite WAL, FULL)", sync, "commits/s", "—", None));
+    let statements = statement_rate().await;
+    eprintln!("statements: {statements:.0}/s");
+    rows.push(rate(
+        "sqlx SQLite statement round trips (one connection, in memory)",
+        statements,
+        "statements/s",
+        "—",
+        None,
+    ));
+    let memory = koogate_rate("sqlite::memory:", "query").await;
+    eprintln!("in memory: {memory:.0}/s");
+    rows.push(rate(
+        "verify + parse + route, in-memory SQLite store",
+        memory,
+        "callbacks/s",
+        "≥ 60 %",
+        Some(0.60),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let new = koogate_rate(&sqlite, "new").await;
+    eprintln!("durable new: {new:.0}/s");
+    let mut row = rate(
+        "durable `newInstance`, SQLite (WAL, FULL)",
+        new,
+        "callbacks/s",
+        "≥ 25 % and above single-sync",
+        Some(0.25),
+    );
+    row.verdict = format!(
+        "{}; {} the single-sync rate (×{:.2})",
+        row.verdict,
+        if new > sync { "above" } else { "below" },
+        new / sync
+    );
+    rows.push(row);
+    let query = koogate_rate(&sqlite, "query").await;
+    eprintln!("durable query: {query:.0}/s");
+    rows.push(rate(
+        "durable `queryInstance`, SQLite (WAL, FULL)",
+        query,
+        "callbacks/s",
+        "≥ 50 %",
+        Some(0.50),
+    ));
+    if tokio::net::TcpStream::connect("127.0.0.1:5432").await.is_ok() {
+        let db = TestDatabase::create_on(Backend::Postgres).await;
+        let new = koogate_rate(db.url().as_str(), "new").await;
+        rows.push(rate("durable `newInstance`, PostgreSQL", new, "callbacks/s", "—", None));
+        let query = koogate_rate(db.url().as_str(), "query").await;
+        rows.push(rate("durable `queryInstance`, PostgreSQL", query, "callbacks/s", "—", None));
+        eprintln!("PostgreSQL: new {new:.0}/s, query {query:.0}/s");
+    }
+    let (p50, p99, p999) = fixed_rate_latency(&sqlite).await;
+    rows.push(Row {
+        what: "`newInstance` at a fixed 1,000/s, SQLite",
+        figure: format!("p50 {p50:.2} ms, p99 {p99:.2} ms, p99.9 {p999:.2} ms"),
+        ratio: None,
+        target: "p99 ≤ 50 ms",
+        verdict: if p99 <= 50.0 { "met".into() } else { format!("missed by {:.1} ms", p99 - 50.0) },
     });
+    rows
+}
+
+fn render(rows: &[Row]) -> String {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let commit = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Generated by `cargo bench -p koogate-server --bench callbacks` at commit {commit}{}, {} UTC, on {cores} \
+         cores ({cpu}). Load generator in-process, {CONCURRENCY} concurrent callers, {REQUESTS} calls per rate row; \
+         it signs every call and shares the cores with koogate.\n",
+        if dirty { " with uncommitted changes" } else { "" },
+        time::OffsetDateTime::now_utc()
+            .format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]"))
+            .unwrap_or_default(),
+    );
+    out.push_str("| measurement | result | ratio to B0 | target | verdict |\n|---|---|---|---|---|\n");
+    for row in rows {
+        let ratio = row.ratio.map(|r| format!("{:.1} %", 100.0 * r)).unwrap_or_else(|| "—".into());
+        let _ =
+            writeln!(out, "| {} | {} | {ratio} | {} | {} |", row.what, row.figure, row.target, row.verdict);
+    }
+    out
+}
+
+/// `12345.6` as `12,346`.
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 async fn serve(router: axum::Router) -> String {
@@ -142,6 +272,19 @@ async fn single_sync_rate() -> f64 {
         commits += 1;
     }
     commits as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Trivial statements through sqlx's SQLite driver on one in-memory connection, for two seconds: the
+/// cost of a round trip to the driver's worker thread, which every statement of a callback pays.
+async fn statement_rate() -> f64 {
+    let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await.unwrap();
+    let started = Instant::now();
+    let mut statements = 0u64;
+    while started.elapsed() < Duration::from_secs(2) {
+        sqlx::query("SELECT $1").bind(statements as i64).execute(&mut conn).await.unwrap();
+        statements += 1;
+    }
+    statements as f64 / started.elapsed().as_secs_f64()
 }
 
 async fn start_koogate(database_url: &str) -> (String, Store) {
