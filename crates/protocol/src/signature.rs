@@ -210,7 +210,7 @@ pub fn verify(
     let nonce =
         Nonce::parse(nonce.ok_or(VerifyError::MissingNonce)?).map_err(|_| VerifyError::InvalidNonce)?;
     let timestamp_ms = parse_timestamp(timestamp)?;
-    let skew_ms = timestamp_ms - now_ms;
+    let skew_ms = timestamp_ms.saturating_sub(now_ms);
     if skew_ms > window.future_ms || -skew_ms > window.past_ms {
         return Err(VerifyError::TimestampOutsideWindow { skew_ms });
     }

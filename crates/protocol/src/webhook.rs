@@ -106,7 +106,8 @@ pub fn verify(
     tolerance_secs: i64,
 ) -> Result<(), WebhookVerifyError> {
     let ts: i64 = timestamp.trim().parse().map_err(|_| WebhookVerifyError::BadTimestamp)?;
-    if (ts - now_secs).abs() > tolerance_secs {
+    // abs_diff: a timestamp near i64::MIN must be refused, not overflow.
+    if ts.abs_diff(now_secs) > tolerance_secs.max(0).unsigned_abs() {
         return Err(WebhookVerifyError::Expired);
     }
     let received: Vec<Vec<u8>> = signature
@@ -159,6 +160,18 @@ mod tests {
             verify(&[old], "msg_1", "100", &header, b"{}", 1000, 300),
             Err(WebhookVerifyError::Expired)
         );
+    }
+
+    #[test]
+    fn extreme_timestamps_are_expired_not_an_overflow() {
+        // Found by the body_signatures fuzz target: `ts - now` overflowed for i64::MIN.
+        let secret = WebhookSecret::parse(SECRET).unwrap();
+        for ts in [i64::MIN.to_string(), i64::MAX.to_string()] {
+            assert_eq!(
+                verify(std::slice::from_ref(&secret), "id", &ts, "v1,AAAA", b"{}", 1_700_000_000, 300),
+                Err(WebhookVerifyError::Expired)
+            );
+        }
     }
 
     #[test]

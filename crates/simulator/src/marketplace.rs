@@ -282,7 +282,7 @@ async fn usage_data(
     let (ts, nonce, signature) = (header("ts"), header("nonce"), header("signature"));
     let key = state.usage_key.lock().unwrap().clone();
     let signed = key.is_some_and(|key| verify_usage_signature(&key, &ts, &nonce, &body, &signature));
-    let fresh = ts.parse::<i64>().is_ok_and(|ts| (ts - (state.now_ms)()).abs() <= 5 * 60 * 1000);
+    let fresh = ts.parse::<i64>().is_ok_and(|ts| ts.abs_diff((state.now_ms)()) <= 5 * 60 * 1000);
     state.requests.lock().unwrap().push(RecordedRequest {
         method: "POST".into(),
         path: USAGE_PATH.into(),
