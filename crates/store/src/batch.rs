@@ -143,7 +143,9 @@ async fn run_together(pools: &Pools, batch: Vec<Unit>) {
 }
 
 async fn run_each_alone(pools: &Pools, batch: Vec<Unit>) {
-    for unit in batch {
+    // When the database is failing, each of these may take up to the pool's acquire timeout; callers
+    // that stopped waiting meanwhile are skipped so the queue behind them is not held up further.
+    for unit in batch.into_iter().filter(|unit| !unit.reply.is_closed()) {
         run_alone(pools, unit).await;
     }
 }
