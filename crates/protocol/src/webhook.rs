@@ -164,7 +164,8 @@ mod tests {
 
     #[test]
     fn extreme_timestamps_are_expired_not_an_overflow() {
-        // Found by the body_signatures fuzz target: `ts - now` overflowed for i64::MIN.
+        // Spotted while writing the body_signatures fuzz target (which reproduces it): `ts - now`
+        // overflowed for i64::MIN.
         let secret = WebhookSecret::parse(SECRET).unwrap();
         for ts in [i64::MIN.to_string(), i64::MAX.to_string()] {
             assert_eq!(
