@@ -18,7 +18,12 @@ pub(crate) enum TxInner {
 /// An open transaction. Dropping it without [`Tx::commit`] rolls everything back.
 pub struct Tx {
     pub(crate) inner: TxInner,
+    /// Audit-log entries to insert at commit, all in one statement (see [`Tx::log_callback`]).
+    pending_callbacks: Vec<CallbackRecord>,
 }
+
+/// Audit-log rows per insert statement: 14 parameters each stays far below both backends' limits.
+const CALLBACK_CHUNK: usize = 256;
 
 impl Tx {
     pub(crate) async fn begin(pools: &Pools) -> Result<Self, StoreError> {
@@ -26,7 +31,7 @@ impl Tx {
             Pools::Sqlite { writer, .. } => TxInner::Sqlite(writer.begin().await?),
             Pools::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
         };
-        Ok(Self { inner })
+        Ok(Self { inner, pending_callbacks: Vec::new() })
     }
 
     /// Instance lookups in a write transaction lock the row on PostgreSQL, so two replicas changing the
@@ -39,7 +44,8 @@ impl Tx {
         }
     }
 
-    pub async fn commit(self) -> Result<(), StoreError> {
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        self.flush_callbacks().await?;
         match self.inner {
             TxInner::Sqlite(t) => t.commit().await?,
             TxInner::Postgres(t) => t.commit().await?,
@@ -255,6 +261,44 @@ impl Tx {
             WHERE instance_id = $1 AND status = 'released'";
         let rows = on_conn!(self, c => sqlx::query(SQL).bind(id.as_str()).bind(now_ms).execute(c).await?.rows_affected());
         Ok(rows == 1)
+    }
+
+    /// Adds an audit-log entry to the transaction; it is inserted at commit, together with every other
+    /// entry logged in the transaction (a group commit of many callbacks writes them in one statement).
+    /// Nothing reads the audit log inside a write transaction, so deferring the insert changes nothing
+    /// but the number of statements.
+    pub fn log_callback(&mut self, record: CallbackRecord) {
+        self.pending_callbacks.push(record);
+    }
+
+    async fn flush_callbacks(&mut self) -> Result<(), StoreError> {
+        let pending = std::mem::take(&mut self.pending_callbacks);
+        for chunk in pending.chunks(CALLBACK_CHUNK) {
+            on_conn!(self, c => {
+                let mut query = QueryBuilder::new(
+                    "INSERT INTO callbacks (received_at_ms, interface, activity, instance_id, order_id, test, \
+                     raw_query, raw_body, verification, nonce, result_code, result_msg, response_body, latency_us) ",
+                );
+                query.push_values(chunk, |mut row, r| {
+                    row.push_bind(r.received_at_ms)
+                        .push_bind(&r.interface)
+                        .push_bind(&r.activity)
+                        .push_bind(&r.instance_id)
+                        .push_bind(&r.order_id)
+                        .push_bind(r.test)
+                        .push_bind(&r.raw_query)
+                        .push_bind(&r.raw_body)
+                        .push_bind(&r.verification)
+                        .push_bind(&r.nonce)
+                        .push_bind(&r.result_code)
+                        .push_bind(&r.result_msg)
+                        .push_bind(&r.response_body)
+                        .push_bind(r.latency_us);
+                });
+                query.build().execute(c).await.map(|_| ())?
+            });
+        }
+        Ok(())
     }
 
     /// Appends an audit-log entry; returns its id.

@@ -224,6 +224,46 @@ async fn callbacks_keep_their_exact_bytes() {
 }
 
 #[tokio::test]
+async fn logged_callbacks_are_written_at_commit_exactly_and_only_then() {
+    let (store, _db) = fresh().await;
+    let record = |i: i64| CallbackRecord {
+        id: 0,
+        received_at_ms: i,
+        interface: "saas_v2".into(),
+        activity: Some("queryInstance".into()),
+        instance_id: Some(format!("i{i}")),
+        order_id: None,
+        test: false,
+        raw_query: format!("nonce=n{i}"),
+        raw_body: format!("{{\"n\": {i}}}\n").into_bytes(),
+        verification: "raw".into(),
+        nonce: Some(format!("n{i}")),
+        result_code: "000000".into(),
+        result_msg: "success.".into(),
+        response_body: vec![b'x'; i as usize],
+        latency_us: i,
+    };
+    // Rolled back: nothing is written.
+    let mut tx = store.begin().await.unwrap();
+    tx.log_callback(record(1));
+    drop(tx);
+    assert!(store.callbacks(&CallbackQuery { instance_id: None, limit: 10 }).await.unwrap().is_empty());
+    // More than one insert statement's worth, in order, byte for byte.
+    let mut tx = store.begin().await.unwrap();
+    for i in 0..600 {
+        tx.log_callback(record(i));
+    }
+    tx.commit().await.unwrap();
+    let listed = store.callbacks(&CallbackQuery { instance_id: None, limit: 1_000 }).await.unwrap();
+    assert_eq!(listed.len(), 600);
+    let mut listed: Vec<_> = listed.into_iter().map(|r| (r.id, CallbackRecord { id: 0, ..r })).collect();
+    listed.sort_by_key(|(id, _)| *id);
+    for (i, (_, got)) in listed.into_iter().enumerate() {
+        assert_eq!(got, record(i as i64));
+    }
+}
+
+#[tokio::test]
 async fn instances_are_looked_up_in_bulk() {
     let (store, _db) = fresh().await;
     let mut tx = store.begin().await.unwrap();

@@ -196,7 +196,7 @@ impl Saas {
             Err(error) => error.response(),
         };
         let answer = finish(&mut entry, response, stopwatch);
-        tx.insert_callback(&entry).await?;
+        tx.log_callback(entry.clone());
         Ok((answer, entry))
     }
 
