@@ -78,15 +78,6 @@ async fn measure() -> Vec<Row> {
     let sync = median(single_sync_rate).await;
     eprintln!("single sync: {sync:.0}/s");
     rows.push(rate("single-sync commit rate (SQLite WAL, FULL)", sync, "commits/s", "—", None));
-    let statements = median(statement_rate).await;
-    eprintln!("statements: {statements:.0}/s");
-    rows.push(rate(
-        "sqlx SQLite statement round trips (one connection, in memory)",
-        statements,
-        "statements/s",
-        "—",
-        None,
-    ));
     let memory = median(|| koogate_rate("sqlite::memory:", "query")).await;
     eprintln!("in memory: {memory:.0}/s");
     rows.push(rate(
@@ -285,19 +276,6 @@ async fn single_sync_rate() -> f64 {
         commits += 1;
     }
     commits as f64 / started.elapsed().as_secs_f64()
-}
-
-/// Trivial statements through sqlx's SQLite driver on one in-memory connection, for two seconds: the
-/// cost of a round trip to the driver's worker thread, which every statement of a callback pays.
-async fn statement_rate() -> f64 {
-    let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await.unwrap();
-    let started = Instant::now();
-    let mut statements = 0u64;
-    while started.elapsed() < Duration::from_secs(2) {
-        sqlx::query("SELECT $1").bind(statements as i64).execute(&mut conn).await.unwrap();
-        statements += 1;
-    }
-    statements as f64 / started.elapsed().as_secs_f64()
 }
 
 async fn start_koogate(database_url: &str) -> (String, Store) {
