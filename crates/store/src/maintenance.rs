@@ -63,11 +63,10 @@ impl Store {
     }
 
     /// Writes an audit-log entry on its own, for calls refused before any state was touched.
-    pub async fn record_callback(&self, record: &CallbackRecord) -> Result<i64, StoreError> {
+    pub async fn record_callback(&self, record: &CallbackRecord) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        let id = tx.insert_callback(record).await?;
-        tx.commit().await?;
-        Ok(id)
+        tx.log_callback(record.clone());
+        tx.commit().await
     }
 
     /// Forgets nonces whose lifetime has passed.

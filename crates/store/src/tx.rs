@@ -300,29 +300,4 @@ impl Tx {
         }
         Ok(())
     }
-
-    /// Appends an audit-log entry; returns its id.
-    pub async fn insert_callback(&mut self, record: &CallbackRecord) -> Result<i64, StoreError> {
-        const SQL: &str = "INSERT INTO callbacks (received_at_ms, interface, activity, instance_id, order_id, \
-            test, raw_query, raw_body, verification, nonce, result_code, result_msg, response_body, latency_us) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id";
-        let id: i64 = on_conn!(self, c => sqlx::query_scalar(SQL)
-            .bind(record.received_at_ms)
-            .bind(&record.interface)
-            .bind(&record.activity)
-            .bind(&record.instance_id)
-            .bind(&record.order_id)
-            .bind(record.test)
-            .bind(&record.raw_query)
-            .bind(&record.raw_body)
-            .bind(&record.verification)
-            .bind(&record.nonce)
-            .bind(&record.result_code)
-            .bind(&record.result_msg)
-            .bind(&record.response_body)
-            .bind(record.latency_us)
-            .fetch_one(c)
-            .await?);
-        Ok(id)
-    }
 }
