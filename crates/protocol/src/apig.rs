@@ -197,7 +197,7 @@ pub fn verify(
     }
     let date = header(&signed, DATE_HEADER).ok_or(ApigVerifyError::MissingSignedHeader)?;
     let date_ms = parse_sdk_date(date).ok_or(ApigVerifyError::Expired)?;
-    if date_ms.abs_diff(now_ms) > max_skew_ms.max(0).unsigned_abs() {
+    if u64::try_from(max_skew_ms).map_or(true, |skew| date_ms.abs_diff(now_ms) > skew) {
         return Err(ApigVerifyError::Expired);
     }
     let credentials = secret_for(access_key).ok_or(ApigVerifyError::UnknownAccessKey)?;

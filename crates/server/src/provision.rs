@@ -40,6 +40,13 @@ pub struct ProvisionError {
     pub message: String,
 }
 
+/// Sets up the merchant's app for a new instance, inside the callback's transaction.
+///
+/// `provision` may be called more than once for the same order line: when KooGallery resends a call
+/// whose answer it did not get, and on SQLite when another callback committed in the same batch fails
+/// and the batch is run again one callback at a time (see `Store::write`). An implementation with
+/// effects outside koogate must make them idempotent (keyed by the order line), or answer `Pending` and
+/// do the work from the event it then receives.
 #[async_trait]
 pub trait Provisioner: Send + Sync + 'static {
     async fn provision(&self, request: &ProvisionRequest) -> Result<ProvisionOutcome, ProvisionError>;

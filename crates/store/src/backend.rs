@@ -194,8 +194,12 @@ impl Store {
         Ok(value)
     }
 
-    /// Succeeds when the database answers a trivial query.
+    /// Succeeds when the database answers a trivial query (and, on SQLite, the writer task that
+    /// commits callbacks is running).
     pub async fn ping(&self) -> Result<(), StoreError> {
+        if self.group.as_ref().is_some_and(|group| !group.is_running()) {
+            return Err(StoreError::Unavailable(sqlx::Error::WorkerCrashed));
+        }
         match &self.pools {
             Pools::Sqlite { writer, .. } => sqlx::query("SELECT 1").execute(writer).await.map(|_| ())?,
             Pools::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ())?,
@@ -226,6 +230,7 @@ async fn connect_sqlite(url: &str, settings: &PoolSettings) -> Result<Pools, Sto
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
+        .after_release(|conn, _| Box::pin(async move { Ok(transaction_ended(conn).await) }))
         .min_connections(if in_memory { 1 } else { 0 })
         .acquire_timeout(settings.acquire_timeout)
         // An in-memory database lives only as long as its connection.
@@ -243,6 +248,23 @@ async fn connect_sqlite(url: &str, settings: &PoolSettings) -> Result<Pools, Sto
             .await?
     };
     Ok(Pools::Sqlite { writer, reader })
+}
+
+/// Whether a writer connection handed back to the pool is really out of its transaction. Some errors
+/// (a full disk, an I/O error, `INSERT OR ROLLBACK`) make SQLite roll a transaction back by itself;
+/// sqlx's own `ROLLBACK` then fails and it keeps counting the transaction as open, so its next `BEGIN`
+/// becomes a savepoint, and after the next rollback the connection can stay inside a transaction whose
+/// commits never reach the disk while still answering Ok. Such a connection is closed instead of
+/// reused. The check costs one round trip per release: once per batch of callbacks.
+async fn transaction_ended(conn: &mut sqlx::SqliteConnection) -> bool {
+    use sqlx::Connection as _;
+    // The ping queues behind any rollback sqlx started when the transaction was dropped, so the count
+    // read after it is settled.
+    let ended = conn.ping().await.is_ok() && !conn.is_in_transaction();
+    if !ended {
+        tracing::warn!("a SQLite writer connection was left inside a transaction; it is closed and replaced");
+    }
+    ended
 }
 
 async fn connect_postgres(url: &str, settings: &PoolSettings) -> Result<Pools, StoreError> {

@@ -68,17 +68,29 @@ where
     T: Send + 'static,
 {
     fn run<'t>(&'t self, tx: &'t mut Tx) -> WriteFuture<'t, AnyValue> {
-        let work = (self.0)(tx);
-        Box::pin(async move { work.await.map(|value| Box::new(value) as AnyValue) })
+        // The closure is called inside the future, so a panic before it returns its own future is
+        // caught with the rest instead of unwinding through the writer task.
+        Box::pin(async move { (self.0)(tx).await.map(|value| Box::new(value) as AnyValue) })
     }
+}
+
+tokio::task_local! {
+    /// Set while the writer task runs units: a unit that called `Store::write` itself would wait for
+    /// the writer forever.
+    static IN_WRITER: ();
 }
 
 impl GroupCommit {
     /// Starts the writer task on the current Tokio runtime. It ends when the last handle is dropped.
     pub(crate) fn start(pools: Pools) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(write_loop(pools, receiver));
+        tokio::spawn(IN_WRITER.scope((), write_loop(pools, receiver)));
         Self { sender }
+    }
+
+    /// False once the writer task has stopped (it should not: units cannot unwind through it).
+    pub(crate) fn is_running(&self) -> bool {
+        !self.sender.is_closed()
     }
 
     /// Runs `work` in a transaction shared with other waiting units and returns its value once that
@@ -88,6 +100,9 @@ impl GroupCommit {
         F: for<'t> Fn(&'t mut Tx) -> WriteFuture<'t, T> + Send + Sync + 'static,
         T: Send + 'static,
     {
+        if IN_WRITER.try_with(|_| ()).is_ok() {
+            return Err(StoreError::NestedWrite);
+        }
         let (reply, answer) = oneshot::channel();
         let unit = Unit { work: Box::new(Typed(work, PhantomData)), reply };
         self.sender.send(unit).await.map_err(|_| stopped())?;
@@ -103,11 +118,35 @@ fn stopped() -> StoreError {
     StoreError::Unavailable(sqlx::Error::PoolClosed)
 }
 
+/// How running one unit ended.
+enum Ran {
+    Done(AnyValue),
+    Failed(Failure),
+    /// The caller stopped waiting (its callback timed out and was refused): the unit was cancelled
+    /// where it stood, as the caller's own timeout would have cancelled it without batching.
+    Abandoned,
+}
+
+async fn run_unit(unit: &mut Unit, tx: &mut Tx) -> Ran {
+    let work = AssertUnwindSafe(unit.work.run(tx)).catch_unwind();
+    tokio::select! {
+        outcome = work => match outcome {
+            Ok(Ok(value)) => Ran::Done(value),
+            Ok(Err(error)) => Ran::Failed(Failure::Store(error)),
+            Err(payload) => Ran::Failed(Failure::Panic(payload)),
+        },
+        () = unit.reply.closed() => Ran::Abandoned,
+    }
+}
+
 async fn write_loop(pools: Pools, mut receiver: mpsc::Receiver<Unit>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        // A caller that stopped waiting (its callback timed out and was refused) is not applied late.
+        // A caller that stopped waiting is not applied late.
         batch.retain(|unit| !unit.reply.is_closed());
+        if !batch.is_empty() {
+            metrics::histogram!("koogate_db_group_commit_units").record(batch.len() as f64);
+        }
         match batch.len() {
             0 => {}
             1 => run_alone(&pools, batch.pop().expect("one unit")).await,
@@ -117,26 +156,32 @@ async fn write_loop(pools: Pools, mut receiver: mpsc::Receiver<Unit>) {
     }
 }
 
-async fn run_together(pools: &Pools, batch: Vec<Unit>) {
+async fn run_together(pools: &Pools, mut batch: Vec<Unit>) {
     let Ok(mut tx) = Tx::begin(pools).await else {
         return run_each_alone(pools, batch).await;
     };
     let mut values = Vec::with_capacity(batch.len());
-    for unit in &batch {
-        match AssertUnwindSafe(unit.work.run(&mut tx)).catch_unwind().await {
-            Ok(Ok(value)) => values.push(value),
-            // Dropping the transaction rolls the whole batch back; every unit then gets its own.
-            Ok(Err(_)) | Err(_) => {
+    for unit in &mut batch {
+        match run_unit(unit, &mut tx).await {
+            Ran::Done(value) => values.push(value),
+            // Dropping the transaction rolls the whole batch back; every unit still waited for then
+            // runs alone.
+            Ran::Failed(_) | Ran::Abandoned => {
                 drop(tx);
                 return run_each_alone(pools, batch).await;
             }
         }
     }
+    // A caller that left after its unit ran must not have it committed behind its back (it was told
+    // the call failed); the others run again alone.
+    if batch.iter().any(|unit| unit.reply.is_closed()) {
+        drop(tx);
+        return run_each_alone(pools, batch).await;
+    }
     if tx.commit().await.is_err() {
         // Nothing of the batch is durable. Running each alone gives every caller its own outcome.
         return run_each_alone(pools, batch).await;
     }
-    metrics::histogram!("koogate_db_group_commit_units").record(batch.len() as f64);
     for (unit, value) in batch.into_iter().zip(values) {
         let _ = unit.reply.send(Ok(value));
     }
@@ -150,19 +195,88 @@ async fn run_each_alone(pools: &Pools, batch: Vec<Unit>) {
     }
 }
 
-async fn run_alone(pools: &Pools, unit: Unit) {
-    let outcome = AssertUnwindSafe(async {
-        let mut tx = Tx::begin(pools).await?;
-        let value = unit.work.run(&mut tx).await?;
-        tx.commit().await?;
-        Ok(value)
-    })
-    .catch_unwind()
-    .await;
-    let reply = match outcome {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(Failure::Store(error)),
-        Err(payload) => Err(Failure::Panic(payload)),
+async fn run_alone(pools: &Pools, mut unit: Unit) {
+    let mut tx = match Tx::begin(pools).await {
+        Ok(tx) => tx,
+        Err(error) => {
+            let _ = unit.reply.send(Err(Failure::Store(error)));
+            return;
+        }
+    };
+    let reply = match run_unit(&mut unit, &mut tx).await {
+        Ran::Done(value) if unit.reply.is_closed() => {
+            drop((tx, value));
+            return;
+        }
+        Ran::Done(value) => tx.commit().await.map(|()| value).map_err(Failure::Store),
+        Ran::Failed(failure) => Err(failure),
+        Ran::Abandoned => return,
     };
     let _ = unit.reply.send(reply);
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection;
+
+    use crate::backend::{Backend, PoolSettings, Store};
+    use crate::error::StoreError;
+    use crate::testing::TestDatabase;
+
+    /// Read through a connection of its own: only what was really committed is there.
+    async fn visible_elsewhere(db: &TestDatabase, nonce: &str) -> bool {
+        let mut conn = sqlx::SqliteConnection::connect(db.url().as_str()).await.unwrap();
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM nonces WHERE nonce = $1")
+            .bind(nonce)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        count == 1
+    }
+
+    async fn claim(store: &Store, nonce: &'static str, fail: bool) -> Result<bool, StoreError> {
+        store
+            .write(move |tx| {
+                Box::pin(async move {
+                    let claimed = tx.claim_nonce("t", nonce, i64::MAX).await?;
+                    if fail {
+                        return Err(StoreError::Corrupt("refused by the test".into()));
+                    }
+                    Ok(claimed)
+                })
+            })
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_transaction_sqlite_rolled_back_by_itself_does_not_swallow_later_commits() {
+        let db = TestDatabase::create_on(Backend::Sqlite).await;
+        let store = Store::connect(db.url(), &PoolSettings::default()).await.unwrap();
+        store.migrate().await.unwrap();
+        // SQLite ends the transaction itself, as it does on a full disk or an I/O error.
+        let outcome = store
+            .write(|tx| {
+                Box::pin(async move {
+                    tx.claim_nonce("t", "x", i64::MAX).await?;
+                    on_conn!(tx, c => sqlx::query(
+                        "INSERT OR ROLLBACK INTO nonces (scope, nonce, expires_at_ms) VALUES ('t', 'x', 1)"
+                    )
+                    .execute(c)
+                    .await
+                    .map(|_| ())?);
+                    Ok(())
+                })
+            })
+            .await;
+        assert!(outcome.is_err());
+        assert!(claim(&store, "first", false).await.unwrap());
+        assert!(claim(&store, "failing", true).await.is_err());
+        for nonce in ["second", "third"] {
+            assert!(claim(&store, nonce, false).await.unwrap());
+        }
+        for nonce in ["first", "second", "third"] {
+            assert!(visible_elsewhere(&db, nonce).await, "{nonce} was acknowledged but not committed");
+        }
+        assert!(!visible_elsewhere(&db, "failing").await);
+    }
 }

@@ -14,6 +14,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("invalid database URL: {0}")]
     InvalidUrl(String),
+    /// `Store::write` was called from inside a write unit, which would wait for itself.
+    #[error("Store::write was called from inside a write unit")]
+    NestedWrite,
     /// A stored value no longer parses (for example an id edited by hand).
     #[error("stored data is invalid: {0}")]
     Corrupt(String),

@@ -521,11 +521,34 @@ async fn a_late_fetch_of_an_older_order_does_not_undo_a_newer_one() {
     assert_eq!(store.orders_for_instance("up").await.unwrap().len(), 2, "both orders are kept");
 }
 
-/// Claims `nonce` through [`Store::write`], then fails when `fail` says so (after the claim, so a kept
-/// claim would show that a failed unit's writes survived).
+/// An audit-log entry that names `nonce`, so a unit's writes can be looked up through the reader side.
+fn entry_for(nonce: &str) -> CallbackRecord {
+    CallbackRecord {
+        id: 0,
+        received_at_ms: 1,
+        interface: "write-test".into(),
+        activity: None,
+        instance_id: Some(nonce.into()),
+        order_id: None,
+        test: false,
+        raw_query: String::new(),
+        raw_body: Vec::new(),
+        verification: String::new(),
+        nonce: Some(nonce.into()),
+        result_code: "000000".into(),
+        result_msg: String::new(),
+        response_body: Vec::new(),
+        latency_us: 0,
+    }
+}
+
+/// Claims `nonce` and logs an entry for it through [`Store::write`], waiting `delay_ms` in between,
+/// then fails when `fail` says so (after writing, so a kept write would show that a failed unit's
+/// changes survived).
 async fn claim_through_write(
     store: &Store,
     nonce: String,
+    delay_ms: u64,
     fail: bool,
 ) -> Result<bool, koogate_store::StoreError> {
     store
@@ -533,6 +556,8 @@ async fn claim_through_write(
             let nonce = nonce.clone();
             Box::pin(async move {
                 let claimed = tx.claim_nonce("write-test", &nonce, i64::MAX).await?;
+                tx.log_callback(entry_for(&nonce));
+                tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
                 if fail {
                     return Err(koogate_store::StoreError::Corrupt("refused by the test".into()));
                 }
@@ -542,27 +567,42 @@ async fn claim_through_write(
         .await
 }
 
-async fn nonce_is_kept(store: &Store, nonce: &str) -> bool {
-    let mut tx = store.begin().await.unwrap();
-    let free = tx.claim_nonce("write-test", nonce, i64::MAX).await.unwrap();
-    drop(tx);
-    !free
+/// Whether `nonce`'s entry is committed: read through the reader side, which sees committed data only.
+async fn committed(store: &Store, nonce: &str) -> bool {
+    let query = CallbackQuery { instance_id: Some(nonce.into()), limit: 10 };
+    !store.callbacks(&query).await.unwrap().is_empty()
+}
+
+/// Keeps the writer busy for a moment, so that the units submitted meanwhile form one batch.
+fn hold_the_writer(store: &Store) -> tokio::task::JoinHandle<()> {
+    let store = store.clone();
+    let handle = tokio::spawn(async move {
+        claim_through_write(&store, "holder".into(), 300, false).await.unwrap();
+    });
+    handle
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_write_units_all_commit_and_a_shared_nonce_is_claimed_once() {
+async fn concurrent_write_units_are_committed_before_they_are_answered() {
     let (store, _db) = fresh().await;
+    let holder = hold_the_writer(&store);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let tasks: Vec<_> = (0..200)
         .map(|i| {
             let store = store.clone();
             // Every tenth unit claims the same nonce: only one of them may get it, batched or not.
             let nonce = if i % 10 == 0 { "shared".to_owned() } else { format!("n{i}") };
-            tokio::spawn(async move { (i, claim_through_write(&store, nonce, false).await.unwrap()) })
+            tokio::spawn(async move {
+                let claimed = claim_through_write(&store, nonce.clone(), 0, false).await.unwrap();
+                // Answered, so it must already be visible outside the writer.
+                (i, claimed, committed(&store, &nonce).await)
+            })
         })
         .collect();
     let mut shared_claims = 0;
     for task in tasks {
-        let (i, claimed) = task.await.unwrap();
+        let (i, claimed, visible) = task.await.unwrap();
+        assert!(visible, "unit {i} was answered before its write was committed");
         if i % 10 == 0 {
             shared_claims += usize::from(claimed);
         } else {
@@ -570,23 +610,25 @@ async fn concurrent_write_units_all_commit_and_a_shared_nonce_is_claimed_once() 
         }
     }
     assert_eq!(shared_claims, 1);
-    for i in (0..200).filter(|i| i % 10 != 0) {
-        assert!(nonce_is_kept(&store, &format!("n{i}")).await, "n{i} was acknowledged but not kept");
-    }
+    holder.await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_write_unit_keeps_nothing_and_costs_its_batch_nothing() {
     let (store, _db) = fresh().await;
+    let holder = hold_the_writer(&store);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let tasks: Vec<_> = (0..100)
         .map(|i| {
             let store = store.clone();
-            tokio::spawn(async move { (i, claim_through_write(&store, format!("f{i}"), i % 7 == 3).await) })
+            tokio::spawn(
+                async move { (i, claim_through_write(&store, format!("f{i}"), 0, i % 7 == 3).await) },
+            )
         })
         .collect();
     for task in tasks {
         let (i, outcome) = task.await.unwrap();
-        let kept = nonce_is_kept(&store, &format!("f{i}")).await;
+        let kept = committed(&store, &format!("f{i}")).await;
         if i % 7 == 3 {
             assert!(matches!(outcome, Err(koogate_store::StoreError::Corrupt(_))), "unit {i}: {outcome:?}");
             assert!(!kept, "the failed unit {i} left its write behind");
@@ -595,19 +637,24 @@ async fn a_failing_write_unit_keeps_nothing_and_costs_its_batch_nothing() {
             assert!(kept, "unit {i} was acknowledged but not kept");
         }
     }
+    holder.await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_write_unit_panics_in_its_caller_and_the_others_commit() {
     let (store, _db) = fresh().await;
+    let holder = hold_the_writer(&store);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let tasks: Vec<_> = (0..50)
         .map(|i| {
             let store = store.clone();
             tokio::spawn(async move {
                 store
                     .write(move |tx| {
+                        // Unit 10 panics before returning its future, unit 25 while it runs.
+                        assert!(i != 10, "unit 10 panics on purpose");
                         Box::pin(async move {
-                            tx.claim_nonce("write-test", &format!("p{i}"), i64::MAX).await?;
+                            tx.log_callback(entry_for(&format!("p{i}")));
                             assert!(i != 25, "unit 25 panics on purpose");
                             Ok(i)
                         })
@@ -619,10 +666,57 @@ async fn a_panicking_write_unit_panics_in_its_caller_and_the_others_commit() {
     for (i, task) in tasks.into_iter().enumerate() {
         match task.await {
             Ok(value) => assert_eq!(value.unwrap(), i),
-            Err(join) => assert!(i == 25 && join.is_panic(), "unit {i}: {join}"),
+            Err(join) => assert!((i == 10 || i == 25) && join.is_panic(), "unit {i}: {join}"),
         }
-        assert_eq!(nonce_is_kept(&store, &format!("p{i}")).await, i != 25, "unit {i}");
+        assert_eq!(committed(&store, &format!("p{i}")).await, i != 10 && i != 25, "unit {i}");
     }
-    // The writer survived the panic.
-    assert!(claim_through_write(&store, "after".into(), false).await.unwrap());
+    holder.await.unwrap();
+    // The writer survived both panics.
+    assert!(claim_through_write(&store, "after".into(), 0, false).await.unwrap());
+    store.ping().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unit_whose_caller_stopped_waiting_is_not_committed() {
+    let (store, _db) = fresh().await;
+    let timeout = std::time::Duration::from_millis(100);
+    // Alone: the caller gives up while the unit runs.
+    let alone = tokio::time::timeout(timeout, claim_through_write(&store, "alone".into(), 400, false)).await;
+    assert!(alone.is_err());
+    assert!(!committed(&store, "alone").await, "committed after its caller was told it failed");
+    if store.backend() == Backend::Postgres {
+        return; // no batches: each unit has its own transaction
+    }
+    // In a batch (SQLite): the caller gives up while an earlier unit of its batch still runs.
+    let holder = hold_the_writer(&store);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let (slow_store, quick_store) = (store.clone(), store.clone());
+    let slow = tokio::spawn(async move { claim_through_write(&slow_store, "slow".into(), 800, false).await });
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // Queued behind the slow unit, in its batch or the next, whatever the timing: it cannot finish first.
+    let quick =
+        tokio::time::timeout(timeout * 3, claim_through_write(&quick_store, "quick".into(), 0, false)).await;
+    assert!(quick.is_err(), "the quick unit waited behind the slow one");
+    assert!(slow.await.unwrap().unwrap());
+    holder.await.unwrap();
+    assert!(committed(&store, "slow").await);
+    assert!(!committed(&store, "quick").await, "committed after its caller was told it failed");
+}
+
+#[tokio::test]
+async fn a_write_unit_cannot_call_write() {
+    let (store, _db) = fresh().await;
+    let inner = store.clone();
+    let outcome = store
+        .write(move |_tx| {
+            let inner = inner.clone();
+            Box::pin(async move { Ok(inner.write(|_tx| Box::pin(async { Ok(()) })).await) })
+        })
+        .await
+        .unwrap();
+    match store.backend() {
+        // SQLite's single writer would wait for itself.
+        Backend::Sqlite => assert!(matches!(outcome, Err(koogate_store::StoreError::NestedWrite))),
+        Backend::Postgres => outcome.unwrap(),
+    }
 }
