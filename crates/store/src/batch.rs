@@ -12,6 +12,10 @@
 //! back and every unit in it runs again alone, in its own transaction, so one bad unit costs the others
 //! only time. Units must therefore be safe to run again, which callbacks already are: KooGallery resends
 //! a call whose answer it did not get.
+//!
+//! A caller that stops waiting (its callback timed out and was answered as failed) must not have its
+//! unit committed behind its back: a unit not yet started is skipped, a running one is cancelled, and a
+//! batch holding a finished one is rolled back and its other units run alone.
 
 use std::any::Any;
 use std::future::Future;
