@@ -179,7 +179,9 @@ impl Store {
     /// On SQLite, units submitted concurrently share one transaction and one sync (group commit). A
     /// unit may therefore run more than once (when another unit of its batch fails, the batch is
     /// rolled back and each unit runs again alone), so it must have no effect outside the transaction
-    /// that a second run would repeat harmfully. A panic in `work` is raised again in the caller.
+    /// that a second run would repeat harmfully. A panic in `work` is raised again in the caller. If the
+    /// caller stops waiting (its future is dropped), nothing of its unit is committed, batched or not.
+    /// Calling `write` from inside a unit is refused with [`StoreError::NestedWrite`].
     pub async fn write<F, T>(&self, work: F) -> Result<T, StoreError>
     where
         F: for<'t> Fn(&'t mut Tx) -> WriteFuture<'t, T> + Send + Sync + 'static,
