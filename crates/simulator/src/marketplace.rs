@@ -189,17 +189,35 @@ fn api_error(status: u16, code: &str, message: &str) -> Response {
         .into_response()
 }
 
+impl MockState {
+    /// Checks an AK/SK signature as the API gateway does, against the one credential pair it knows.
+    fn verify_apig(&self, request: &ApigRequest<'_>) -> Result<(), apig::ApigVerifyError> {
+        let expected = &self.credentials;
+        apig::verify(
+            request,
+            |ak| (ak == expected.access_key).then(|| expected.clone()),
+            (self.now_ms)(),
+            MAX_CLOCK_SKEW_MS,
+        )
+        .map(|_| ())
+    }
+}
+
+/// The received headers as name/value pairs (values that are not text are left out).
+fn header_pairs(headers: &axum::http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_owned(), v.to_owned())))
+        .collect()
+}
+
 async fn query_order(State(state): State<Arc<MockState>>, request: Request<Body>) -> Response {
     let (parts, body) = request.into_parts();
     let body = to_bytes(body, 1 << 20).await.unwrap_or_default();
     let query: Vec<(String, String)> = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
         .map(|(n, v)| (n.into_owned(), v.into_owned()))
         .collect();
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_owned(), v.to_owned())))
-        .collect();
+    let headers = header_pairs(&parts.headers);
     let signed = ApigRequest {
         method: parts.method.as_str(),
         path: parts.uri.path(),
@@ -207,15 +225,7 @@ async fn query_order(State(state): State<Arc<MockState>>, request: Request<Body>
         headers: &headers,
         body: &body,
     };
-    let expected = state.credentials.clone();
-    let verdict = apig::verify(
-        &signed,
-        |ak| (ak == expected.access_key).then(|| expected.clone()),
-        (state.now_ms)(),
-        MAX_CLOCK_SKEW_MS,
-    )
-    .map(|_| ())
-    .map_err(|e| e.to_string());
+    let verdict = state.verify_apig(&signed).map_err(|e| e.to_string());
     let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
     state.requests.lock().unwrap().push(RecordedRequest {
         method: parts.method.to_string(),
@@ -303,21 +313,10 @@ async fn usage_data(
 async fn old_usage_data(State(state): State<Arc<MockState>>, request: Request<Body>) -> Response {
     let (parts, body) = request.into_parts();
     let body = to_bytes(body, 1 << 24).await.unwrap_or_default();
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_owned(), v.to_owned())))
-        .collect();
+    let headers = header_pairs(&parts.headers);
     let signed =
         ApigRequest { method: "POST", path: parts.uri.path(), query: &[], headers: &headers, body: &body };
-    let expected = state.credentials.clone();
-    let verdict = apig::verify(
-        &signed,
-        |ak| (ak == expected.access_key).then(|| expected.clone()),
-        (state.now_ms)(),
-        MAX_CLOCK_SKEW_MS,
-    );
-    if verdict.is_err() {
+    if state.verify_apig(&signed).is_err() {
         return gateway_error(401, "APIGW.0301", "Incorrect IAM authentication information");
     }
     let fault = state.faults.lock().unwrap().pop_front();

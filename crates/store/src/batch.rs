@@ -31,7 +31,7 @@ use crate::error::StoreError;
 use crate::tx::Tx;
 
 /// Units committed together at most; bounds the latency one batch adds to its last unit.
-pub(crate) const MAX_BATCH: usize = 128;
+const MAX_BATCH: usize = 128;
 
 /// Units waiting for the writer at most; beyond that, callers wait to hand theirs over.
 const QUEUE: usize = 4096;
